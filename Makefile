@@ -1,0 +1,46 @@
+# Two commands do all the set-up on a fresh machine:
+#   make quickstart   generate a small spoken-keyword set, train, export, check parity, benchmark, predict
+#   make test         run the test suite (what CI runs through .ci/run)
+# Everything lives in .venv; torch is pinned explicitly because a bare "torch" requirement lets
+# pip pull a multi-GB CUDA build where a CPU wheel is wanted.
+
+PYTHON        ?= python3
+VENV          ?= .venv
+TORCH_VERSION ?= 2.13.0
+PY            := $(VENV)/bin/python
+PIP           := $(PY) -m pip --disable-pip-version-check
+SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PKGS   := espeak-ng nlohmann-json3-dev cmake g++
+
+.PHONY: setup system-deps test quickstart lint clean
+
+setup: $(VENV)/.installed
+
+# espeak-ng voices the quickstart keywords; nlohmann-json and cmake build the C++ library.
+system-deps:
+	@missing=""; for p in $(DEBIAN_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==$(TORCH_VERSION)
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+test: setup
+	$(VENV)/bin/ruff check ast_deploy training benchmarks tests
+	$(PY) -m pytest -q
+
+quickstart: setup
+	$(VENV)/bin/ast-deploy quickstart --out runs/quickstart
+
+lint: setup
+	$(VENV)/bin/ruff check ast_deploy training benchmarks tests
+	$(VENV)/bin/ruff format --check ast_deploy training benchmarks tests
+
+clean:
+	rm -rf $(VENV) runs build cpp/build *.egg-info

@@ -1,0 +1,64 @@
+"""Audio in: any file soundfile reads (WAV, FLAC, OGG/Vorbis, MP3, ...) or an in-memory array,
+mixed down to mono and resampled with a band-limited resampler (soxr) to the model's rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import InputError
+
+SAMPLE_RATE = 16000
+
+
+def prepare_audio(samples, sample_rate: int, target_rate: int = SAMPLE_RATE, where: str = "audio") -> np.ndarray:
+    """(N,) or (N, channels) samples at ``sample_rate`` -> mono float32 (N',) at ``target_rate``.
+
+    A 2-D array is read as (frames, channels), soundfile's layout; channels are averaged.
+    """
+    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise InputError(f"{where}: sample rate must be a positive integer, got {sample_rate!r}")
+    x = np.asarray(samples)
+    if x.dtype.kind not in "fiu":
+        raise InputError(f"{where}: samples must be numeric, got dtype {x.dtype}")
+    if x.dtype.kind in "iu":  # integer PCM -> [-1, 1)
+        info = np.iinfo(x.dtype)
+        x = (x.astype(np.float64) - (info.max + info.min + 1) / 2) / (2.0 ** (info.bits - 1))
+    x = x.astype(np.float32, copy=False)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    elif x.ndim != 1:
+        raise InputError(f"{where}: expected samples of shape (N,) or (N, channels), got {x.shape}")
+    if x.size == 0:
+        raise InputError(f"{where}: audio has no samples")
+    if not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x))[0])
+        raise InputError(f"{where}: audio contains NaN or infinite samples (first at sample {bad})")
+    if sample_rate != target_rate:
+        x = soxr.resample(x, sample_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+    return np.ascontiguousarray(x)
+
+
+def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read a sound file as mono float32 at ``target_rate``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an audio file")
+    try:
+        samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise InputError(f"{path}: not a readable audio file ({str(e).strip() or e.__class__.__name__})") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    return prepare_audio(samples, sample_rate, target_rate, where=str(path))
+
+
+def audio_info(path: str | Path) -> tuple[int, int, float]:
+    """(sample_rate, channels, seconds) of a file without decoding it."""
+    info = sf.info(str(path))
+    return info.samplerate, info.channels, info.duration

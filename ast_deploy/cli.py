@@ -1,0 +1,250 @@
+"""``ast-deploy``: a thin typer layer over the Python API.
+
+Verbs mirror the workflow: train -> export -> parity -> bench -> predict. Bad input is reported as
+one line on stderr with exit status 2 (``--debug`` shows the traceback). Other packages (the
+``training`` package) add verbs through the ``ast_deploy.cli`` entry-point group, so that
+``ast_deploy`` never imports them by name.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import InputError
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click import exceptions as click_exceptions
+
+app = typer.Typer(
+    name="ast-deploy",
+    help="Audio Spectrogram Transformer: train, export, check parity, benchmark, predict.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+    _state["debug"] = debug
+
+
+# --- checkpoint options, shared by every verb that reads a checkpoint -------------------------
+
+_LOAD_OPTIONS = [
+    ("input_tdim", Optional[int], "--input-tdim", "Frames the model was trained on (authors' .pth)."),
+    ("fstride", Optional[int], "--fstride", "Frequency stride of the patches (authors' .pth)."),
+    ("tstride", Optional[int], "--tstride", "Time stride of the patches (authors' .pth)."),
+    ("num_mel_bins", Optional[int], "--num-mel-bins", "Mel bins (authors' .pth; default 128)."),
+    ("num_heads", Optional[int], "--num-heads", "Attention heads, for widths that are not DeiT sizes."),
+    ("label_csv", Optional[Path], "--labels", "Label CSV (index,mid,display_name)."),
+    ("norm", Optional[str], "--norm", "Normalisation preset: audioset | esc50 | speechcommands."),
+    ("activation", Optional[str], "--activation", "Output activation: sigmoid | softmax."),
+]
+
+
+def with_load_options(func):
+    """Add the checkpoint flags to a command and pass them on as one ``options: LoadOptions``."""
+    from .checkpoints import LoadOptions
+
+    sig = inspect.signature(func, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != "options"]
+    for name, annotation, flag, help_text in _LOAD_OPTIONS:
+        option = typer.Option(flag, help=help_text, rich_help_panel="Checkpoint")
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation, option]
+            )
+        )
+
+    @functools.wraps(func)
+    def wrapper(**kwargs):
+        options = LoadOptions(**{name: kwargs.pop(name) for name, *_ in _LOAD_OPTIONS})
+        return func(options=options, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+def print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+# --- verbs -----------------------------------------------------------------------------------
+
+
+@app.command()
+@with_load_options
+def predict(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.pth, Hugging Face dir) or exported artifact dir.")],
+    audio: Annotated[list[Path], typer.Argument(help="Audio files.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON with per-window timeline.")] = False,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    backend: Annotated[
+        Optional[str], typer.Option(help="Backend of an artifact directory (default: the best available).")
+    ] = None,
+    hop: Annotated[
+        Optional[float], typer.Option(help="Seconds between windows for long audio (default: one window).")
+    ] = None,
+    aggregate: Annotated[str, typer.Option(help="Rank by mean or max over windows.")] = "mean",
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    options=None,
+) -> None:
+    """Top labels for each audio file."""
+    from . import load
+    from .runtime.devices import check_device
+
+    if aggregate not in ("mean", "max"):
+        raise InputError(f"--aggregate must be mean or max, not {aggregate!r}")
+    check_device(device)
+    clf = load(model, device=device, options=options, backend=backend)
+    try:
+        results = clf.predict(audio, top_k=top_k, hop_seconds=hop, batch_size=batch_size)
+    finally:
+        clf.close()
+    if as_json:
+        print_json(
+            {
+                "model": str(model),
+                "backend": clf.backend.name,
+                "results": [r.to_json(top_k, aggregate) for r in results],
+            }
+        )
+        return
+    for r in results:
+        table = Table(title=f"{r.source}  ({r.duration:.2f} s, {len(r.starts)} window{'s' * (len(r.starts) > 1)})")
+        table.add_column("#", justify="right")
+        table.add_column("label")
+        table.add_column(aggregate, justify="right")
+        table.add_column("max" if aggregate == "mean" else "mean", justify="right")
+        for i, t in enumerate(r.top(top_k, aggregate), 1):
+            other = t["max"] if aggregate == "mean" else t["mean"]
+            table.add_row(str(i), t["label"], f"{t['score']:.4f}", f"{other:.4f}")
+        console.print(table)
+
+
+@app.command()
+@with_load_options
+def info(
+    model: Annotated[Path, typer.Argument(help="Checkpoint or artifact directory.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    options=None,
+) -> None:
+    """Print a checkpoint's configuration (format, sizes, grid, labels, normalisation)."""
+    from .checkpoints import load_checkpoint
+
+    if (model / "manifest.json").is_file():
+        from .artifacts import read_manifest
+
+        manifest = read_manifest(model)
+        if as_json:
+            print_json(manifest)
+        else:
+            console.print_json(json.dumps({k: v for k, v in manifest.items() if k != "labels"}))
+        return
+    ckpt = load_checkpoint(model, options)
+    c = ckpt.config
+    data = {
+        "source": str(ckpt.source),
+        "format": ckpt.format,
+        **c.to_dict(),
+        "grid": list(c.grid),
+        "num_patches": c.num_patches,
+        "parameters": sum(v.numel() for v in ckpt.state_dict.values()),
+        "gflops_per_clip": round(c.flops_per_clip() / 1e9, 2),
+        "frontend": ckpt.frontend.to_dict(),
+        "labels": ckpt.labels,
+    }
+    if as_json:
+        print_json(data)
+        return
+    table = Table(show_header=False, title=str(model))
+    for key, value in data.items():
+        if key == "labels":
+            shown = ", ".join(value[:5]) + (f", ... ({len(value)} labels)" if len(value) > 5 else "")
+            table.add_row(key, shown)
+        elif key == "frontend":
+            table.add_row(key, ", ".join(f"{k}={v}" for k, v in value.items()))
+        else:
+            table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command()
+@with_load_options
+def convert(
+    src: Annotated[Path, typer.Argument(help="Checkpoint in any supported format.")],
+    dst: Annotated[Path, typer.Argument(help="Output directory (Hugging Face layout).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing DST.")] = False,
+    options=None,
+) -> None:
+    """Write this project's format (a Hugging Face AST directory) from any checkpoint."""
+    from .checkpoints import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(src, options)
+    ckpt.build_model()  # validates every tensor's name and shape before anything is written
+    save_checkpoint(dst, ckpt.config, ckpt.state_dict, ckpt.labels, ckpt.frontend, overwrite=force)
+    err_console.print(f"wrote {dst} ({ckpt.format} -> ast-deploy, {ckpt.config.num_labels} labels)")
+
+
+def _load_plugins() -> None:
+    for ep in entry_points(group="ast_deploy.cli"):
+        ep.load()(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app, turning bad input into one line and exit status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _load_plugins()
+    _state["debug"] = "--debug" in argv
+    command = typer.main.get_command(app)
+    try:
+        status = command.main(args=argv, prog_name="ast-deploy", standalone_mode=False)
+    except InputError as e:
+        if _state["debug"]:
+            raise
+        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except click_exceptions.NoArgsIsHelpError as e:
+        err_console.print(e.ctx.get_help() if e.ctx else str(e), markup=False, highlight=False)
+        return 2
+    except click_exceptions.ClickException as e:
+        if _state["debug"]:
+            raise
+        where = f"{e.ctx.command_path}: " if getattr(e, "ctx", None) else ""
+        err_console.print(f"error: {where}{e.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        return e.exit_code
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    return status if isinstance(status, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

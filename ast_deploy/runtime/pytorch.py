@@ -1,0 +1,67 @@
+"""PyTorch backends straight from a checkpoint: the float32 reference, reduced precision, torch.compile."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..frontend import KaldiFbank
+from ..model import ASTModel
+from .base import Backend, InputSpec
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class PyTorchBackend(Backend):
+    """``ASTModel`` in PyTorch, with its front end (float32 always) when the input is a waveform.
+
+    ``precision`` casts the network's weights (``fp32``/``bf16``/``fp16``); ``autocast`` instead
+    keeps float32 weights and runs under ``torch.autocast``, the usual way people try bf16;
+    ``compile`` wraps the network in ``torch.compile``.
+    """
+
+    def __init__(
+        self,
+        model: ASTModel,
+        frontend: KaldiFbank | None,
+        spec: InputSpec,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        autocast: str | None = None,
+        compile: bool = False,
+        name: str | None = None,
+    ):
+        super().__init__(spec, device)
+        self.precision = autocast or precision
+        self.dtype = DTYPES[precision]
+        self.autocast_dtype = DTYPES[autocast] if autocast else None
+        self.frontend = frontend.to(self.device).eval() if frontend is not None else None
+        self.model = model.to(self.device, self.dtype).eval()
+        self.network = torch.compile(self.model) if compile else self.model
+        self.name = name or "pytorch"
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    @torch.inference_mode()
+    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
+        inputs = inputs.to(self.device, non_blocking=True)
+        if self.frontend is not None:
+            fbank = self.frontend(inputs, num_samples.to(self.device, non_blocking=True))
+        else:
+            fbank = inputs
+        with self._autocast():
+            return self.network(fbank.to(self.dtype)).float()
+
+
+def spec_for(frontend: KaldiFbank | None, model: ASTModel, sample_rate: int = 16000) -> InputSpec:
+    c = model.config
+    return InputSpec(
+        kind="waveform" if frontend is not None else "fbank",
+        sample_rate=frontend.config.sample_rate if frontend is not None else sample_rate,
+        num_frames=c.target_length,
+        num_mel_bins=c.num_mel_bins,
+    )
