@@ -204,6 +204,173 @@ def convert(
     err_console.print(f"wrote {dst} ({ckpt.format} -> ast-deploy, {ckpt.config.num_labels} labels)")
 
 
+@app.command("export")
+@with_load_options
+def export_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint in any supported format.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Artifact directory to create.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated formats or all-available: torchscript,onnx,onnx-fp16,onnx-int8,aoti,tensorrt."
+        ),
+    ] = "all-available",
+    input_kind: Annotated[
+        str, typer.Option("--input", help="waveform (front end in the graph) or fbank.")
+    ] = "waveform",
+    batch: Annotated[
+        str, typer.Option(help="Batch range MIN:OPT:MAX (dynamic batch axis, TensorRT profile).")
+    ] = "1:1:32",
+    clip_seconds: Annotated[
+        Optional[float],
+        typer.Option(help="Samples per waveform input, in seconds (default: exactly the model's frames)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check parity before publishing.")] = True,
+    workspace_gib: Annotated[
+        float, typer.Option(help="TensorRT builder workspace limit.", rich_help_panel="TensorRT")
+    ] = 4.0,
+    opt_level: Annotated[
+        int, typer.Option(help="TensorRT builder optimisation level 0-5.", rich_help_panel="TensorRT")
+    ] = 3,
+    options=None,
+) -> None:
+    """Export a checkpoint to TorchScript, ONNX (fp32/fp16/int8), AOTInductor and TensorRT, with a manifest."""
+    from .export import ExportOptions, ParityFailure, export
+
+    export_options = ExportOptions(
+        workspace_gib=workspace_gib,
+        optimization_level=opt_level,
+        timing_cache=out.parent / f".{out.name}.tensorrt-timing.cache",
+    )
+    with err_console.status("exporting ...") as status:
+
+        def log(message: str) -> None:
+            status.update(message)
+            if not message.endswith("..."):
+                err_console.print(message, markup=False, highlight=False)
+
+        try:
+            manifest = export(
+                checkpoint,
+                out,
+                to=to,
+                input_kind=input_kind,
+                batch=batch,
+                clip_seconds=clip_seconds,
+                verify=verify,
+                force=force,
+                load_options=options,
+                options=export_options,
+                log=log,
+            )
+        except ParityFailure as e:
+            err_console.print(f"error: {e}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+    console.print(parity_table(manifest["artifacts"], title=f"{out} ({manifest['input']['kind']} input)"))
+
+
+def parity_table(rows: list[dict], title: str) -> Table:
+    """Artifacts (with a ``parity`` entry) or parity results as one table."""
+    columns = ("backend", "prec", "max|Δlogit|", "mean|Δlogit|", "max|Δscore|", "min cos", "top-1", "top-5", "task", "ok")
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("backend", "prec", "ok") else "right")
+    for row in rows:
+        p = row.get("parity", row)
+        if not p:
+            table.add_row(row["name"], row["precision"], *["-"] * 7, "not checked")
+            continue
+        task = p.get("task_metric")
+        top1 = f"{p['top1_agreement']:.0%}"
+        if p.get("top1_decisive") is not None:  # int8: agreement on clips with a clear winner, too
+            top1 += f" ({p['top1_decisive']:.0%} of {p['decisive_clips']})"
+        table.add_row(
+            p["backend"],
+            p["precision"],
+            f"{p['max_abs_logit']:.1e}",
+            f"{p['mean_abs_logit']:.1e}",
+            f"{p['max_abs_score']:.1e}",
+            f"{p['min_cosine']:.5f}",
+            top1,
+            f"{p['top5_agreement']:.0%}",
+            f"{task['metric']} {task['value']:.3f} ({task.get('difference', 0):+.3f})" if task else "-",
+            "yes" if p["passed"] else "NO: " + "; ".join(p["failures"]),
+        )
+    return table
+
+
+@app.command()
+def parity(
+    directory: Annotated[Path, typer.Argument(help="Artifact directory written by 'ast-deploy export'.")],
+    audio: Annotated[
+        Optional[list[Path]], typer.Option("--audio", help="Audio files to compare on (repeatable).")
+    ] = None,
+    manifest: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--manifest", help="Labelled manifest (authors' JSON or CSV path,label;label): adds the task metric."
+        ),
+    ] = None,
+    n: Annotated[
+        int,
+        typer.Option(
+            "--n", min=1, help="Seeded synthetic signals when no audio is given; clips taken from --manifest otherwise."
+        ),
+    ] = 16,
+    backends: Annotated[
+        Optional[str], typer.Option("--backends", help="Comma-separated (default: every artifact).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    max_abs_logit: Annotated[Optional[float], typer.Option(help="Override the float32 bound.")] = None,
+    min_cosine: Annotated[Optional[float], typer.Option(help="Override the fp16/bf16 cosine bound.")] = None,
+    min_top1: Annotated[Optional[float], typer.Option(help="Override the fp16/bf16 top-1 agreement bound.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
+) -> None:
+    """Run every artifact and the PyTorch float32 reference on the same inputs; exit 1 if any fails."""
+    from .artifacts import ArtifactDir
+    from .parity import DEFAULT_THRESHOLDS, ParityInputs, Thresholds, audio_inputs, manifest_inputs, run_parity
+    from .runtime.devices import check_device
+
+    check_device(device)
+    artifacts = ArtifactDir(directory)
+    window = artifacts.spec.num_samples or artifacts.frontend_config.window_samples
+    inputs: ParityInputs | None = None
+    if manifest is not None:
+        inputs = manifest_inputs(manifest, artifacts.labels, window, artifacts.spec.sample_rate, n)
+    elif audio:
+        inputs = audio_inputs(audio, window, artifacts.spec.sample_rate)
+    overrides = {}
+    if max_abs_logit is not None:
+        overrides["fp32"] = Thresholds(max_abs_logit=max_abs_logit)
+    if min_cosine is not None or min_top1 is not None:
+        for precision in ("fp16", "bf16"):
+            base = DEFAULT_THRESHOLDS[precision]
+            overrides[precision] = Thresholds(
+                min_cosine=min_cosine if min_cosine is not None else base.min_cosine,
+                min_top1=min_top1 if min_top1 is not None else base.min_top1,
+            )
+    names = [b.strip() for b in backends.split(",")] if backends else None
+    with err_console.status("running parity ...") as status:
+        report = run_parity(
+            artifacts,
+            names,
+            inputs,
+            n=n,
+            device=device,
+            thresholds=overrides,
+            progress=lambda name: status.update(f"running {name} ..."),
+        )
+    console.print(parity_table([r.to_dict() for r in report.results], title=f"parity: {report.inputs}"))
+    if report.reference_task_metric:
+        m = report.reference_task_metric
+        console.print(f"reference (pytorch float32): {m['metric']} {m['value']:.4f}")
+    if json_out:
+        report.write_json(json_out)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 def _load_plugins() -> None:
     for ep in entry_points(group="ast_deploy.cli"):
         ep.load()(app)

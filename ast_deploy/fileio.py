@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ def atomic_dir(dst: str | Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
     try:
         yield tmp
+        _publish_permissions(tmp)
         if dst.exists():
             old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
             os.replace(dst, old)
@@ -52,10 +54,31 @@ def atomic_file(dst: str | Path, mode: str = "w") -> Iterator:
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_permissions(root: Path) -> None:
+    """Give a finished temporary tree the modes a plain mkdir/open would have.
+
+    ``mkdtemp``/``mkstemp`` (and safetensors) create owner-only entries (0700/0600); published
+    model directories must be readable by others (a serving user, a container) as the umask allows.
+    """
+    mask = _umask()
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or path.stat().st_mode & stat.S_IXUSR
+        os.chmod(path, (0o777 if executable else 0o666) & ~mask)
 
 
 def write_json(path: str | Path, data) -> None:

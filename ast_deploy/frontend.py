@@ -149,7 +149,9 @@ class KaldiFbank(nn.Module):
             waveform = waveform - waveform.mean(dim=-1, keepdim=True)
         else:  # mean over each row's valid samples only; padding stays zero
             valid = torch.arange(waveform.shape[-1], device=waveform.device) < num_samples[:, None]
-            mean = (waveform * valid).sum(dim=-1, keepdim=True) / num_samples.clamp(min=1)[:, None].float()
+            # Clamp in float: TensorRT's Clip takes float types only.
+            count = num_samples.to(waveform.dtype).clamp(min=1.0)[:, None]
+            mean = (waveform * valid).sum(dim=-1, keepdim=True) / count
             waveform = torch.where(valid, waveform - mean, torch.zeros_like(waveform))
         frames = waveform.unfold(-1, c.window_size, c.hop_size)  # (B, T, window)
         spectrum = frames @ self.spectrum_basis  # (B, T, 2 * n_bins)

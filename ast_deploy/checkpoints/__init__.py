@@ -10,7 +10,7 @@ Nothing is unpickled beyond tensors (``torch.load(..., weights_only=True)``).
 from __future__ import annotations
 
 import pickle
-import zipfile
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,9 +64,16 @@ def torch_load(path: Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise InputError(f"{path}: refusing to unpickle anything but tensors ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        # torch's weights-only unpickler says "Unsupported global: GLOBAL x.y ..." for an object it
+        # refuses to build; anything else it cannot parse (e.g. random bytes) is a damaged file.
+        unsafe = re.search(r"GLOBAL (\S+)", str(e))
+        if unsafe:
+            raise InputError(f"{path}: refusing to unpickle {unsafe.group(1)} (only tensors are loaded)") from None
+        detail = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()
+        raise InputError(
+            f"{path}: corrupt or truncated checkpoint (unpickling failed: {detail[0] if detail else 'unknown'})"
+        ) from None
+    except Exception as e:  # the weights-only unpickler raises KeyError, IndexError, ... on garbage
         raise InputError(
             f"{path}: corrupt or truncated checkpoint ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})"
         ) from None

@@ -75,7 +75,7 @@ def to_model_state_dict(hf: dict[str, torch.Tensor], depth: int, where: str) -> 
     """Hugging Face keys -> ``ASTModel`` keys; every missing or unexpected key is reported by name."""
     layout = detect_layout(hf)
     table = key_table(depth, layout)
-    out, used, missing = {}, set(), []
+    out, used, missing, mismatched = {}, set(), [], []
     for ours, names in table:
         absent = [n for n in names if n not in hf]
         if absent:
@@ -83,11 +83,17 @@ def to_model_state_dict(hf: dict[str, torch.Tensor], depth: int, where: str) -> 
             if not (ours.endswith("attn.qkv.bias") and len(absent) == len(names)):
                 missing += absent
             continue
-        out[ours] = hf[names[0]] if len(names) == 1 else torch.cat([hf[n] for n in names], dim=0)
         used.update(names)
+        if len(names) > 1 and (len({hf[n].shape for n in names}) > 1 or hf[names[0]].dim() == 0):
+            # q, k and v are fused by concatenation, which needs three tensors of one shape.
+            mismatched.append(", ".join(f"{n} {tuple(hf[n].shape)}" for n in names))
+            continue
+        out[ours] = hf[names[0]] if len(names) == 1 else torch.cat([hf[n] for n in names], dim=0)
     unexpected = sorted(set(hf) - used)
-    if missing or unexpected:
+    if missing or unexpected or mismatched:
         parts = []
+        if mismatched:
+            parts.append(f"q/k/v of different shapes: {mismatched[0]}")
         if missing:
             parts.append(
                 f"missing {', '.join(missing[:5])}" + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")

@@ -11,6 +11,9 @@ import torch
 from ..errors import InputError
 
 InputKind = Literal["waveform", "fbank"]
+# Graph input and output names, fixed for every exported artifact.
+INPUT_NAMES: dict[str, tuple[str, ...]] = {"waveform": ("waveform", "num_samples"), "fbank": ("fbank",)}
+OUTPUT_NAME = "logits"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class InputSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return INPUT_NAMES[self.kind]
 
     def check(self, inputs: torch.Tensor, num_samples: torch.Tensor | None, where: str) -> None:
         """Raise :class:`InputError` for inputs this graph cannot take."""
@@ -76,6 +83,13 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor: ...
+
+    def graph_inputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """The graph's positional inputs on this backend's device."""
+        inputs = inputs.to(self.device, non_blocking=True).contiguous()
+        if self.spec.kind == "fbank":
+            return (inputs,)
+        return inputs, num_samples.to(self.device, torch.int64, non_blocking=True).contiguous()
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

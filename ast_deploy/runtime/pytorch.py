@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 
+from ..errors import InputError
 from ..frontend import KaldiFbank
 from ..model import ASTModel
 from .base import Backend, InputSpec
@@ -65,3 +66,26 @@ def spec_for(frontend: KaldiFbank | None, model: ASTModel, sample_rate: int = 16
         num_frames=c.target_length,
         num_mel_bins=c.num_mel_bins,
     )
+
+
+# Reference-precision and reduced-precision PyTorch variants, by backend name.
+PYTORCH_BACKENDS: dict[str, dict] = {
+    "pytorch": {},
+    "pytorch-bf16": {"precision": "bf16"},
+    "pytorch-fp16": {"precision": "fp16"},
+    "pytorch-autocast-bf16": {"autocast": "bf16"},
+    "pytorch-autocast-fp16": {"autocast": "fp16"},
+    "torch-compile": {"compile": True},
+    "torch-compile-bf16": {"precision": "bf16", "compile": True},
+}
+
+
+def open_pytorch_backend(
+    name: str, model: ASTModel, frontend: KaldiFbank | None, spec: InputSpec, device
+) -> PyTorchBackend:
+    """A named PyTorch variant over ``model`` (and ``frontend`` for waveform input)."""
+    options = PYTORCH_BACKENDS[name]
+    dev = torch.device(device)
+    if dev.type == "cpu" and (options.get("precision") == "fp16" or options.get("autocast") == "fp16"):
+        raise InputError(f"backend {name!r}: float16 matmuls are a GPU feature; on CPU use the bf16 variant")
+    return PyTorchBackend(model, frontend, spec, device=dev, name=name, **options)

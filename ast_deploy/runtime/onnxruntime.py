@@ -1,0 +1,65 @@
+"""ONNX artifacts (float32, FP16, INT8) in ONNX Runtime, on the CPU, CUDA or TensorRT provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UnavailableError
+from .base import OUTPUT_NAME, Backend, InputSpec
+
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def unavailable(provider: str = "cpu") -> str | None:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "onnxruntime is not installed (pip install 'ast-deploy[onnx]')"
+    wanted = PROVIDERS[provider][0]
+    if wanted not in ort.get_available_providers():
+        return f"onnxruntime {ort.__version__} here has no {wanted} (have {', '.join(ort.get_available_providers())})"
+    return None
+
+
+class OnnxRuntimeBackend(Backend):
+    """One ``InferenceSession``; inputs and outputs cross as NumPy arrays on the host."""
+
+    def __init__(
+        self,
+        path: Path,
+        spec: InputSpec,
+        precision: str = "fp32",
+        provider: str = "cpu",
+        threads: int | None = None,
+        name: str = "onnx",
+    ):
+        super().__init__(spec, "cpu")  # outputs come back on the host
+        reason = unavailable(provider)
+        if reason:
+            raise UnavailableError(reason)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=PROVIDERS[provider])
+        self.precision, self.provider, self.name = precision, provider, name
+
+    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
+        feeds = {
+            name: np.ascontiguousarray(t.detach().cpu().numpy())
+            for name, t in zip(self.spec.input_names, self.graph_inputs(inputs, num_samples))
+        }
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], feeds)[0]).float()
+
+    def close(self) -> None:
+        self.session = None
