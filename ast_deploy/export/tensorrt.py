@@ -15,25 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UnavailableError
+from ..fileio import atomic_file
+from ..runtime.tensorrt import unavailable  # noqa: F401 - the exporter's availability is the runtime's
 from .graph import ExportGraph, ExportOptions
 
 NAME = "tensorrt"
 FILE = "model.plan"
 PRECISION = "fp16"
 REQUIRES = ("onnx-fp16",)
-
-
-def unavailable() -> str | None:
-    """Why TensorRT cannot build here (None when it can)."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return "TensorRT is not installed (its Python package comes from NVIDIA's index: pip install tensorrt)"
-    import torch
-
-    if not torch.cuda.is_available():
-        return "TensorRT needs an NVIDIA GPU and none is visible to CUDA here"
-    return None
 
 
 def trt_major() -> int:
@@ -92,7 +81,8 @@ def build_engine(
         raise UnavailableError(f"{onnx_path}: TensorRT failed to build an engine (see the log above)")
     engine_path.write_bytes(bytes(serialized))
     if timing_cache is not None:
-        timing_cache.write_bytes(bytes(cache.serialize()))
+        with atomic_file(timing_cache, "wb") as f:
+            f.write(bytes(cache.serialize()))
     return {
         "tools": {"tensorrt": trt.__version__},
         "device": "cuda",

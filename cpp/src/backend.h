@@ -1,0 +1,43 @@
+// The one small interface every backend implements; windowing, batching, activation and ranking
+// live in classifier.cpp and are shared by all of them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ast/classifier.h"
+#include "manifest.h"
+
+namespace ast::detail {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // `batch` rows of spec().num_samples float32 samples (row-major) and their valid lengths
+  // -> batch x num_labels float32 logits, row-major. The caller keeps batch within the
+  // manifest's range; errors are BackendError.
+  virtual std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch) = 0;
+
+  // Intra-op threads the backend computes with (0 where that is not the backend's business).
+  virtual int threads() const { return 0; }
+};
+
+// What a backend factory gets: the verified artifact file and everything about its graph.
+struct BackendConfig {
+  std::string file;  // the artifact, sha256 already checked
+  const Manifest& manifest;
+  const Artifact& artifact;
+  const Options& options;
+};
+
+// One factory per backend file. A backend left out of the build throws BackendError instead
+// (see classifier.cpp), so this list is the same in every build.
+std::unique_ptr<Backend> open_torchscript(const BackendConfig& config);
+std::unique_ptr<Backend> open_aoti(const BackendConfig& config);
+std::unique_ptr<Backend> open_tensorrt(const BackendConfig& config);
+
+}  // namespace ast::detail

@@ -1,0 +1,187 @@
+// manifest.json reader: the same checks as ast_deploy/export/manifest.py::read_manifest, plus the
+// input spec the C++ runtime relies on. Messages start with the file they are about.
+#include "manifest.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "ast/classifier.h"
+
+namespace ast::detail {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kManifest = "manifest.json";
+constexpr const char* kFormat = "ast-deploy-artifacts";
+constexpr int kFormatVersion = 1;
+
+// Typed access to a dotted path ("input.batch.max") with errors that name the field.
+class Reader {
+ public:
+  Reader(const json& root, std::string path) : root_(root), path_(std::move(path)) {}
+
+  const json& node(const std::string& dotted) const {
+    const json* j = &root_;
+    std::size_t begin = 0;
+    while (begin <= dotted.size()) {
+      std::size_t end = dotted.find('.', begin);
+      if (end == std::string::npos) end = dotted.size();
+      const std::string key = dotted.substr(begin, end - begin);
+      if (!j->is_object() || !j->contains(key)) fail("lacks " + dotted);
+      j = &j->at(key);
+      begin = end + 1;
+    }
+    return *j;
+  }
+
+  std::string str(const std::string& dotted) const {
+    const json& j = node(dotted);
+    if (!j.is_string()) fail(dotted + " is not a string");
+    return j.get<std::string>();
+  }
+
+  long long integer(const std::string& dotted, long long min_value) const {
+    const json& j = node(dotted);
+    if (!j.is_number_integer()) fail(dotted + " is not an integer");
+    const long long v = j.get<long long>();
+    if (v < min_value) fail(dotted + " is " + std::to_string(v) + ", expected at least " + std::to_string(min_value));
+    return v;
+  }
+
+  std::vector<std::string> strings(const std::string& dotted) const {
+    const json& j = node(dotted);
+    if (!j.is_array()) fail(dotted + " is not a list");
+    std::vector<std::string> out;
+    for (const json& item : j) {
+      if (!item.is_string()) fail(dotted + " holds a non-string entry");
+      out.push_back(item.get<std::string>());
+    }
+    return out;
+  }
+
+  [[noreturn]] void fail(const std::string& what) const { throw ManifestError(path_ + ": manifest " + what); }
+
+ private:
+  const json& root_;
+  std::string path_;
+};
+
+std::string join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+}  // namespace
+
+Manifest read_manifest(const std::string& dir) {
+  Manifest m;
+  m.dir = dir;
+  m.path = (fs::path(dir) / kManifest).string();
+  if (!fs::is_directory(dir)) throw ManifestError(dir + ": no such directory (expected an artifact directory written by 'ast-deploy export')");
+  if (!fs::is_regular_file(m.path))
+    throw ManifestError(dir + ": no " + std::string(kManifest) + " (not an artifact directory written by 'ast-deploy export')");
+
+  json root;
+  {
+    std::ifstream in(m.path, std::ios::binary);
+    if (!in) throw ManifestError(m.path + ": cannot open the manifest");
+    try {
+      root = json::parse(in);
+    } catch (const json::parse_error& e) {
+      throw ManifestError(m.path + ": unreadable manifest (" + e.what() + ")");
+    }
+  }
+  if (!root.is_object()) throw ManifestError(m.path + ": manifest is not a JSON object");
+  const Reader r(root, m.path);
+  for (const char* key : {"format", "format_version", "model", "labels", "activation", "input", "artifacts"}) {
+    if (!root.contains(key)) r.fail(std::string("lacks ") + key);
+  }
+  if (r.str("format") != kFormat || r.integer("format_version", 0) != kFormatVersion) {
+    throw ManifestError(m.path + ": format '" + root["format"].dump() + "' v" + root["format_version"].dump() +
+                        " is not '" + kFormat + "' v" + std::to_string(kFormatVersion));
+  }
+
+  m.labels = r.strings("labels");
+  const long long num_labels = r.integer("model.num_labels", 1);
+  if (static_cast<long long>(m.labels.size()) != num_labels)
+    r.fail("has " + std::to_string(m.labels.size()) + " labels for " + std::to_string(num_labels) + " outputs");
+  m.activation = r.str("activation");
+  if (m.activation != "sigmoid" && m.activation != "softmax")
+    r.fail("activation '" + m.activation + "' is neither sigmoid nor softmax");
+
+  // Only waveform graphs: fbank graphs need the Kaldi front end, which lives in Python.
+  m.input_kind = r.str("input.kind");
+  if (m.input_kind != "waveform")
+    throw ManifestError(m.path + ": input kind '" + m.input_kind +
+                        "' is not supported by the C++ runtime, which feeds raw audio (re-export with --input waveform)");
+  m.sample_rate = static_cast<int>(r.integer("input.sample_rate", 1));
+  m.num_samples = static_cast<std::size_t>(r.integer("input.num_samples", 1));
+  m.min_batch = static_cast<std::size_t>(r.integer("input.batch.min", 1));
+  m.opt_batch = static_cast<std::size_t>(r.integer("input.batch.opt", 1));
+  m.max_batch = static_cast<std::size_t>(r.integer("input.batch.max", 1));
+  if (m.max_batch < m.min_batch) r.fail("input.batch.max is below input.batch.min");
+  m.input_names = r.strings("input.names");
+  if (m.input_names.size() != 2)
+    r.fail("input.names lists " + std::to_string(m.input_names.size()) + " inputs; a waveform graph takes 2 (waveform, num_samples)");
+  m.output_name = r.str("input.output");
+
+  // Python's FrontEndConfig.window_size: int(sample_rate * frame_length_ms / 1000).
+  double frame_ms = 25.0;
+  if (root["input"].contains("frontend") && root["input"]["frontend"].contains("frame_length_ms")) {
+    const json& f = root["input"]["frontend"]["frame_length_ms"];
+    if (!f.is_number()) r.fail("input.frontend.frame_length_ms is not a number");
+    frame_ms = f.get<double>();
+  }
+  m.frame_samples = static_cast<std::size_t>(m.sample_rate * frame_ms / 1000.0);
+
+  const json& artifacts = r.node("artifacts");
+  if (!artifacts.is_array()) r.fail("artifacts is not a list");
+  for (std::size_t i = 0; i < artifacts.size(); ++i) {
+    const Reader a(artifacts[i], m.path);
+    Artifact art;
+    const std::string where = "artifacts[" + std::to_string(i) + "]";
+    try {
+      art.name = a.str("name");
+      art.file = a.str("file");
+      art.sha256 = a.str("sha256");
+    } catch (const ManifestError&) {
+      r.fail(where + " lacks name, file or sha256");
+    }
+    if (artifacts[i].contains("device") && artifacts[i]["device"].is_string()) art.device = artifacts[i]["device"];
+    if (artifacts[i].contains("precision") && artifacts[i]["precision"].is_string())
+      art.precision = artifacts[i]["precision"];
+    m.artifacts.push_back(std::move(art));
+  }
+  return m;
+}
+
+const Artifact& Manifest::artifact(const std::string& name) const {
+  std::vector<std::string> have;
+  for (const Artifact& a : artifacts) {
+    if (a.name == name) return a;
+    have.push_back(a.name);
+  }
+  throw ManifestError(dir + ": no artifact '" + name + "' in the manifest (have: " +
+                      (have.empty() ? std::string("none") : join(have, ", ")) + ")");
+}
+
+std::string Manifest::verify(const Artifact& a, bool check_hash) const {
+  const std::string file = (fs::path(dir) / a.file).string();
+  if (!fs::is_regular_file(file)) throw IntegrityError(file + ": listed in the manifest but missing");
+  if (check_hash) {
+    const std::string digest = sha256_file(file);
+    if (digest != a.sha256) {
+      throw IntegrityError(file + ": sha256 " + digest.substr(0, 12) + "... does not match the manifest (" +
+                           a.sha256.substr(0, 12) + "...)");
+    }
+  }
+  return file;
+}
+
+}  // namespace ast::detail

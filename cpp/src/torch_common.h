@@ -1,0 +1,62 @@
+// What the two libtorch backends (TorchScript, AOTInductor) share: tensors over the caller's
+// buffers, threads, device parsing, logits back to the host, and c10::Error -> BackendError.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include "backend.h"
+
+namespace ast::detail::torch_common {
+
+// libtorch's intra-op threads are process-wide; set them once, when the caller asked.
+inline void set_threads(int threads) {
+  if (threads > 0) at::set_num_threads(threads);
+}
+
+inline c10::Device parse_device(const std::string& name) {
+  try {
+    return c10::Device(name);
+  } catch (const c10::Error&) {
+    throw BackendError("device '" + name + "' is not a libtorch device (cpu, cuda, cuda:N)");
+  }
+}
+
+// (waveform (B, N) float32, num_samples (B,) int64) on `device`. On the CPU the tensors alias the
+// caller's buffers (no copy); the graphs only read them.
+inline std::vector<at::Tensor> graph_inputs(const float* waveform, const std::int64_t* lengths, std::size_t batch,
+                                            std::size_t num_samples, const c10::Device& device) {
+  const auto b = static_cast<std::int64_t>(batch), n = static_cast<std::int64_t>(num_samples);
+  at::Tensor x = at::from_blob(const_cast<float*>(waveform), {b, n}, at::kFloat);
+  at::Tensor len = at::from_blob(const_cast<std::int64_t*>(lengths), {b}, at::kLong);
+  if (!device.is_cpu()) x = x.to(device), len = len.to(device);
+  return {std::move(x), std::move(len)};
+}
+
+// The graph's logits as batch x labels floats on the host, after checking their shape.
+inline std::vector<float> host_logits(const at::Tensor& logits, std::size_t batch, std::size_t labels,
+                                      const std::string& where) {
+  if (logits.dim() != 2 || logits.size(0) != static_cast<std::int64_t>(batch) ||
+      logits.size(1) != static_cast<std::int64_t>(labels)) {
+    throw BackendError(where + ": graph returned logits of shape " + c10::str(logits.sizes()) + ", expected [" +
+                       std::to_string(batch) + ", " + std::to_string(labels) + "]");
+  }
+  const at::Tensor host = logits.to(at::kCPU, at::kFloat).contiguous();
+  const float* p = host.data_ptr<float>();
+  return std::vector<float>(p, p + host.numel());
+}
+
+// c10::Error::what() carries a C++ backtrace; the message alone is what a user needs.
+inline std::string message(const c10::Error& e) {
+  std::string msg = e.what_without_backtrace();
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return msg;
+}
+
+}  // namespace ast::detail::torch_common

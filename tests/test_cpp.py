@@ -1,0 +1,401 @@
+"""The C++ runtime (``cpp/``): library + ``ast_classify`` host built against the installed torch.
+
+The build goes to ``build/cpp`` (ignored by git) and is reused across runs: CMake rebuilds only
+what changed. The host's ``--json`` output is compared with ``ast-deploy predict --json`` on the
+same tiny exported model and the same WAV files (scores within 1e-4, identical label order), and
+every kind of bad input must give exit status 2 with one ``error: ...`` line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import REPO_ROOT, SPEECH_WAV, TINY_CASE, TINY_PTH, authors_flags, run_cli, write_wav
+
+CPP_DIR = REPO_ROOT / "cpp"
+BUILD_DIR = REPO_ROOT / "build" / "cpp"
+SCORE_ATOL = 1e-4
+TOP_K = 5
+BACKENDS = ("torchscript", "aoti")
+
+
+# --- build ---------------------------------------------------------------------------------------
+
+
+def _run(cmd: list, timeout: float, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def cpp_build() -> Path:
+    """Configure (once) and build ``cpp/`` into ``build/cpp``; an up-to-date build costs seconds."""
+    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"C++ toolchain not installed ({', '.join(missing)}): run 'make system-deps'")
+    prefix = torch.utils.cmake_prefix_path
+    cache = BUILD_DIR / "CMakeCache.txt"
+    # Configure when there is no build yet, or when it was configured against another torch.
+    if not cache.is_file() or prefix not in cache.read_text(errors="replace"):
+        configure = _run(
+            ["cmake", "-S", CPP_DIR, "-B", BUILD_DIR, "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_PREFIX_PATH={prefix}"],
+            timeout=300,
+        )
+        assert configure.returncode == 0, f"cmake configure failed:\n{configure.stdout}\n{configure.stderr}"
+    jobs = str(min(2, os.cpu_count() or 1))  # the CI machine's cores are shared
+    build = _run(["cmake", "--build", BUILD_DIR, "-j", jobs], timeout=1200)
+    assert build.returncode == 0, f"C++ build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    return BUILD_DIR
+
+
+@pytest.fixture(scope="session")
+def host(cpp_build) -> Path:
+    return cpp_build / "ast_classify"
+
+
+def run_host(host: Path, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    return _run([host, *args], timeout=timeout)
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit status 2 and exactly one ``error: ...`` line on stderr naming the problem."""
+    assert proc.returncode == 2, f"exit status {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"not one error line:\n{proc.stderr}"
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+# --- artifacts and WAV files -------------------------------------------------------------------
+
+
+def export(out: Path, *args) -> Path:
+    result = run_cli("export", TINY_PTH, *authors_flags(TINY_CASE), "--out", out, "--force", *args)
+    assert result.code == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory) -> Path:
+    """The tiny authors' model (1.015 s windows, 10 labels, sigmoid) as TorchScript + AOTInductor."""
+    return export(tmp_path_factory.mktemp("cpp") / "tiny", "--to", "torchscript,aoti", "--input", "waveform")
+
+
+@pytest.fixture(scope="session")
+def softmax_artifact(tmp_path_factory) -> Path:
+    """Other shapes of the same graph: 0.5 s windows, softmax, a batch range of 2..4 (so one-window
+    clips are padded to the minimum batch and long ones split into batches of 4)."""
+    return export(
+        tmp_path_factory.mktemp("cpp") / "softmax",
+        *("--to", "torchscript", "--activation", "softmax", "--clip-seconds", "0.5", "--batch", "2:4:4"),
+        "--no-verify",
+    )
+
+
+def _speech() -> np.ndarray:
+    samples, rate = sf.read(str(SPEECH_WAV), dtype="float32")
+    assert rate == 16000
+    return samples
+
+
+# name -> (seconds, channels, subtype, container format). Lengths give one padded window, an exact
+# window, several windows with the last one aligned to the end, and anything in between.
+WAV_CASES = {
+    "pcm16_short": (0.6, 1, "PCM_16", "WAV"),
+    "pcm24_long": (2.5, 1, "PCM_24", "WAV"),
+    "pcm32": (1.015, 1, "PCM_32", "WAV"),
+    "float": (3.3, 1, "FLOAT", "WAV"),
+    "double": (1.2, 1, "DOUBLE", "WAV"),
+    "u8": (0.8, 1, "PCM_U8", "WAV"),
+    "stereo_pcm16": (2.0, 2, "PCM_16", "WAV"),
+    "extensible_pcm24": (1.7, 2, "PCM_24", "WAVEX"),
+}
+
+
+@pytest.fixture(scope="session")
+def wavs(tmp_path_factory) -> dict[str, Path]:
+    """The speech fixture as is, plus excerpts of it written in every supported sample format."""
+    speech = _speech()
+    out = tmp_path_factory.mktemp("wavs")
+    files = {"speech_16k": SPEECH_WAV}
+    for name, (seconds, channels, subtype, fmt) in WAV_CASES.items():
+        n = round(seconds * 16000)
+        x = speech[4000 : 4000 + n] * 0.9
+        if channels == 2:  # different channels, so that the mix-down matters
+            x = np.stack([x, np.roll(x, 800) * 0.5], axis=1)
+        path = out / f"{name}.wav"
+        sf.write(str(path), x, 16000, subtype=subtype, format=fmt)
+        files[name] = path
+    return files
+
+
+# --- comparing the two runtimes ------------------------------------------------------------------
+
+
+def python_predict(art: Path, files: list[Path], backend: str, *flags) -> dict:
+    result = run_cli("predict", art, *files, "--json", "--backend", backend, *flags)
+    assert result.code == 0, result.stderr
+    return result.json()
+
+
+def cpp_predict(host: Path, art: Path, files: list[Path], backend: str, *flags) -> dict:
+    proc = run_host(host, art, *files, "--json", "--backend", backend, *flags)
+    assert proc.returncode == 0, f"exit status {proc.returncode}:\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def assert_same_result(cpp: dict, py: dict) -> float:
+    """Same keys in the same order, same labels in the same order, numbers within tolerance.
+    Returns the largest score difference."""
+    assert list(cpp) == list(py)
+    assert cpp["source"] == py["source"] and cpp["aggregate"] == py["aggregate"]
+    assert cpp["duration"] == pytest.approx(py["duration"], abs=1e-9)
+    worst = 0.0
+
+    def compare_top(c_top: list[dict], p_top: list[dict], where: str) -> None:
+        nonlocal worst
+        assert [t["label"] for t in c_top] == [t["label"] for t in p_top], where
+        assert [t["index"] for t in c_top] == [t["index"] for t in p_top], where
+        for c, p in zip(c_top, p_top):
+            assert list(c) == list(p), where
+            for key in c:
+                if key not in ("index", "label"):
+                    worst = max(worst, abs(c[key] - p[key]))
+
+    compare_top(cpp["top"], py["top"], "top")
+    assert len(cpp["windows"]) == len(py["windows"])
+    for i, (c, p) in enumerate(zip(cpp["windows"], py["windows"])):
+        assert list(c) == list(p)
+        assert c["start"] == pytest.approx(p["start"], abs=1e-9) and c["end"] == pytest.approx(p["end"], abs=1e-9)
+        compare_top(c["top"], p["top"], f"window {i}")
+    assert worst <= SCORE_ATOL, f"max abs score difference {worst:.2e} > {SCORE_ATOL}"
+    return worst
+
+
+@pytest.fixture(scope="session")
+def predictions(host, artifact, wavs) -> dict[str, tuple[dict, dict]]:
+    """backend -> (C++ JSON, Python JSON) over all WAVs, each runtime called once per backend."""
+    files = list(wavs.values())
+    return {
+        b: (cpp_predict(host, artifact, files, b, "-k", TOP_K), python_predict(artifact, files, b, "-k", TOP_K))
+        for b in BACKENDS
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_json_envelope_matches_python(predictions, artifact, backend):
+    cpp, py = predictions[backend]
+    assert list(cpp) == list(py) == ["model", "backend", "results"]
+    assert cpp["model"] == py["model"] == str(artifact)
+    assert cpp["backend"] == py["backend"] == backend
+    assert [r["source"] for r in cpp["results"]] == [r["source"] for r in py["results"]]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("wav", ["speech_16k", *WAV_CASES])
+def test_scores_match_python(predictions, wavs, backend, wav):
+    cpp, py = predictions[backend]
+    i = list(wavs).index(wav)
+    result = cpp["results"][i]
+    assert result["source"] == str(wavs[wav])
+    assert len(result["top"]) == TOP_K
+    assert_same_result(result, py["results"][i])
+
+
+def test_windows_of_long_audio(predictions, wavs):
+    """4.15 s of speech in 1.015 s windows: 4 full hops and a last window aligned to the end."""
+    cpp, _ = predictions["torchscript"]
+    windows = cpp["results"][list(wavs).index("speech_16k")]["windows"]
+    assert len(windows) == 5
+    assert windows[-1]["end"] == pytest.approx(66399 / 16000)
+    assert windows[-1]["start"] == pytest.approx((66399 - 16240) / 16000)
+
+
+def test_hop_and_max_aggregate_match_python(host, artifact):
+    flags = ("-k", "3", "--hop", "0.37", "--aggregate", "max")
+    cpp = cpp_predict(host, artifact, [SPEECH_WAV], "torchscript", *flags)
+    py = python_predict(artifact, [SPEECH_WAV], "torchscript", *flags)
+    assert len(cpp["results"][0]["windows"]) > 5
+    assert_same_result(cpp["results"][0], py["results"][0])
+
+
+def test_softmax_short_windows_and_min_batch_match_python(host, softmax_artifact, wavs):
+    files = [wavs["pcm16_short"], wavs["float"], SPEECH_WAV]
+    cpp = cpp_predict(host, softmax_artifact, files, "torchscript", "-k", "10")
+    py = python_predict(softmax_artifact, files, "torchscript", "-k", "10")
+    for c, p in zip(cpp["results"], py["results"]):
+        assert_same_result(c, p)
+        for window in c["windows"]:  # softmax: the scores of all 10 labels sum to one
+            assert sum(t["score"] for t in window["top"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_table_output_and_minimal_example(host, cpp_build, artifact, predictions):
+    expected = [t["label"] for t in predictions["torchscript"][1]["results"][0]["top"]]
+    table = run_host(host, artifact, SPEECH_WAV)
+    assert table.returncode == 0, table.stderr
+    assert [line.split()[1] for line in table.stdout.splitlines()[2:]] == expected
+    minimal = _run([cpp_build / "ast_minimal", artifact, SPEECH_WAV], timeout=120)
+    assert minimal.returncode == 0, minimal.stderr
+    assert [line.split()[0] for line in minimal.stdout.splitlines()] == expected
+
+
+def test_bench_mode(host, artifact):
+    proc = run_host(host, artifact, SPEECH_WAV, "--bench", "3", "--warmup", "1", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["backend"] == "torchscript" and report["batch"] == 1 and report["iters"] == 3
+    assert report["threads"] == 1 and report["window_samples"] == 16240
+    latency = report["latency_ms"]
+    assert 0 < latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+
+
+def test_benchmark_script(host, artifact, tmp_path):
+    out = tmp_path / "cpp_latency"
+    script = REPO_ROOT / "benchmarks" / "cpp_latency.py"
+    flags = ("--host", host, "--iters", "3", "--warmup", "1", "--out", out)
+    proc = _run([sys.executable, script, artifact, *flags], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["result"]["latency_ms"]["p50"] > 0 and report["machine"]["torch"] == torch.__version__
+    assert "p50" in out.with_suffix(".md").read_text()
+
+
+def test_tensorrt_backend_compiles_against_api_stub():
+    """TensorRT is not installed here: compile its backend against the documented API (stubs in
+    cpp/tests/tensorrt_api_stub) so that the file cannot rot unnoticed. This is not a build against
+    NVIDIA's headers, which -DAST_WITH_TENSORRT=ON does where TensorRT is installed."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not installed: run 'make system-deps'")
+    includes = [f"-I{CPP_DIR / d}" for d in ("include", "src", "tests/tensorrt_api_stub")]
+    proc = _run(
+        [
+            "g++",
+            "-std=c++17",
+            "-fsyntax-only",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            *includes,
+            CPP_DIR / "src" / "backend_tensorrt.cpp",
+        ],
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- bad input: exit status 2, one line ----------------------------------------------------------
+
+
+@pytest.fixture
+def tampered(artifact, tmp_path) -> Path:
+    copy = tmp_path / "tampered"
+    shutil.copytree(artifact, copy)
+    return copy
+
+
+def test_missing_manifest(host, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_one_error_line(run_host(host, tmp_path / "empty", SPEECH_WAV), "no manifest.json")
+
+
+def test_flipped_byte_in_artifact_is_a_hash_mismatch(host, tampered):
+    model = tampered / "model.ts"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    assert_one_error_line(run_host(host, tampered, SPEECH_WAV), "model.ts", "sha256", "does not match")
+
+
+def test_tampered_manifest_hash(host, tampered):
+    manifest = json.loads((tampered / "manifest.json").read_text())
+    manifest["artifacts"][0]["sha256"] = "0" * 64
+    (tampered / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_error_line(run_host(host, tampered, SPEECH_WAV), "sha256", "does not match")
+
+
+def test_unreadable_manifest(host, tampered):
+    (tampered / "manifest.json").write_text('{"format": "ast-deploy-artifacts", ')
+    assert_one_error_line(run_host(host, tampered, SPEECH_WAV), "manifest.json", "unreadable manifest")
+
+
+def test_missing_artifact_file(host, tampered):
+    (tampered / "model.pt2").unlink()
+    assert_one_error_line(run_host(host, tampered, SPEECH_WAV, "--backend", "aoti"), "model.pt2", "missing")
+
+
+def test_fbank_artifact_is_refused(host, tmp_path):
+    art = export(tmp_path / "fbank", "--to", "torchscript", "--input", "fbank", "--no-verify")
+    assert_one_error_line(run_host(host, art, SPEECH_WAV), "input kind 'fbank'", "--input waveform")
+
+
+def test_backend_not_in_build_or_manifest(host, artifact):
+    line = assert_one_error_line(run_host(host, artifact, SPEECH_WAV, "--backend", "tensorrt"))
+    assert "not compiled into this build" in line or "no artifact 'tensorrt'" in line
+    assert_one_error_line(run_host(host, artifact, SPEECH_WAV, "--backend", "onnx"), "unknown backend 'onnx'")
+
+
+@pytest.mark.parametrize("size", [0, 55, 56, 64, 1000, (1 << 20) + 3])
+def test_sha256_matches_hashlib(host, artifact, tmp_path, size):
+    """The C++ SHA-256 at block-boundary lengths: with the right digest in the manifest the check
+    passes and libtorch's loader is what rejects the (random) bytes."""
+    art = tmp_path / "art"
+    art.mkdir()
+    blob = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    (art / "blob.bin").write_bytes(blob)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["artifacts"] = [{"name": "torchscript", "file": "blob.bin", "sha256": hashlib.sha256(blob).hexdigest()}]
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_error_line(run_host(host, art, SPEECH_WAV), "blob.bin", "cannot load this TorchScript file")
+
+
+def _bad_wavs(tmp: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
+    speech = _speech()
+    good = write_wav(tmp / "good.wav", speech[:16000])
+    data = good.read_bytes()
+    cases = {
+        "rate_44k": (write_wav(tmp / "44k.wav", speech[:44100], 44100), ("44100 Hz", "16000 Hz")),
+        "empty": (write_wav(tmp / "empty.wav", np.zeros(0, np.float32)), ("no samples",)),
+        "truncated_data": (tmp / "truncated.wav", ("truncated WAV",)),
+        "truncated_header": (tmp / "header.wav", ("truncated or corrupt WAV",)),
+        "not_wav": (tmp / "notes.wav", ("not a WAV file",)),
+        "zero_bytes": (tmp / "zero.wav", ("empty file",)),
+        "mu_law": (write_wav(tmp / "ulaw.wav", speech[:16000], subtype="ULAW"), ("unsupported WAV encoding",)),
+        "nan": (write_wav(tmp / "nan.wav", np.full(16000, np.nan, np.float32), subtype="FLOAT"), ("NaN",)),
+        "too_short": (write_wav(tmp / "short.wav", speech[:100]), ("shorter than one 25 ms analysis frame",)),
+        "missing": (tmp / "nowhere.wav", ("no such file",)),
+    }
+    (tmp / "truncated.wav").write_bytes(data[: len(data) // 2])
+    (tmp / "header.wav").write_bytes(data[:30])
+    (tmp / "notes.wav").write_text("these are not samples\n")
+    (tmp / "zero.wav").write_bytes(b"")
+    return cases
+
+
+BAD_WAVS = (
+    *("rate_44k", "empty", "zero_bytes", "not_wav", "truncated_data", "truncated_header"),
+    *("mu_law", "nan", "too_short", "missing"),
+)
+
+
+@pytest.mark.parametrize("case", BAD_WAVS)
+def test_bad_wav(host, artifact, tmp_path, case):
+    path, fragments = _bad_wavs(tmp_path)[case]
+    line = assert_one_error_line(run_host(host, artifact, path), *fragments)
+    assert str(path) in line
+
+
+def test_usage_errors(host, artifact):
+    assert_one_error_line(run_host(host), "missing ARTIFACT_DIR")
+    assert_one_error_line(run_host(host, artifact), "missing FILE.wav")
+    assert_one_error_line(run_host(host, artifact, SPEECH_WAV, "--top-k", "0"), "--top-k")
+    assert_one_error_line(run_host(host, artifact, SPEECH_WAV, "--frobnicate"), "unknown option")
