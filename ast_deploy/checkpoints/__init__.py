@@ -54,8 +54,12 @@ class Checkpoint:
     format: str  # "authors" | "huggingface" | "ast-deploy"
 
     def build_model(self) -> ASTModel:
-        model = ASTModel(self.config)
-        load_weights(model, self.state_dict, str(self.source))
+        # Built on the meta device: no random initialisation (seconds for AST-base) that the
+        # checkpoint's tensors would overwrite anyway; float32 copies of those are assigned instead.
+        with torch.device("meta"):
+            model = ASTModel(self.config)
+        weights = {k: v.to(torch.float32, copy=True) for k, v in self.state_dict.items()}  # no aliasing
+        load_weights(model, weights, str(self.source), assign=True)
         return model.eval()
 
 
@@ -86,7 +90,7 @@ def torch_load(path: Path) -> dict:
     return obj
 
 
-def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], where: str) -> None:
+def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], where: str, assign: bool = False) -> None:
     """``load_state_dict(strict=True)`` with every missing, unexpected or mis-shaped key named."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
@@ -104,7 +108,7 @@ def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], wh
             )
     if problems:
         raise InputError(f"{where}: weights do not fit the model ({'; '.join(problems)})")
-    model.load_state_dict(state_dict)
+    model.load_state_dict(state_dict, assign=assign)
 
 
 def _labels(n: int, options: LoadOptions, stored: list[str] | None) -> list[str]:

@@ -1,0 +1,176 @@
+"""Shared paths, reference fixtures and helpers for the test suite.
+
+The reference fixtures live outside the repository, in ``../shared/fixtures`` (CI clones the
+repository with ``../shared`` beside it); see that directory's README.md for what each file is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+LOGITS_ATOL = 1e-5  # float32 re-implementation vs reference logits (fixtures README)
+
+
+def fixture_path(name: str) -> Path:
+    path = FIXTURES / name
+    assert path.exists(), f"reference fixture {path} is missing (the repository needs ../shared beside it)"
+    return path
+
+
+@functools.cache
+def _read_json(name: str) -> dict:
+    return json.loads(fixture_path(name).read_text())
+
+
+@functools.cache
+def load_fixture(name: str):
+    """A ``.pt``/``.pth`` fixture (tensors only). Cached: treat the result as read-only."""
+    return torch.load(fixture_path(name), map_location="cpu", weights_only=True)
+
+
+# Cases of the reference fixtures, read at collection time so that tests can be parametrised.
+AUTHORS_CASES: dict[str, dict] = _read_json("cases.json")
+IMAGENET_CASES: dict[str, dict] = _read_json("imagenet_cases.json")
+KALDI_CASES: dict[str, dict] = _read_json("kaldi_fbank_cases.json")
+SPEECH_WAV = fixture_path("speech_16k.wav")
+
+# The tiny authors' checkpoint that the predict and bad-input tests run: 100 frames (1.015 s
+# windows), 10 labels, strides 10/10. Its positional embedding alone is ambiguous, so it needs flags.
+TINY_CASE = "tiny_t100_f10t10"
+TINY_PTH = fixture_path(f"{TINY_CASE}.pth")
+
+
+def authors_flags(case: str) -> list[str]:
+    """CLI flags that pin an authors' checkpoint's grid (what the file does not store)."""
+    c = AUTHORS_CASES[case]
+    return ["--input-tdim", str(c["tdim"]), "--fstride", str(c["fstride"]), "--tstride", str(c["tstride"])]
+
+
+def authors_options(case: str, **overrides):
+    from ast_deploy import LoadOptions
+
+    c = AUTHORS_CASES[case]
+    return LoadOptions(input_tdim=c["tdim"], fstride=c["fstride"], tstride=c["tstride"], **overrides)
+
+
+def to_authors_layout(state_dict: dict[str, torch.Tensor], imagenet_heads: bool = True) -> dict[str, torch.Tensor]:
+    """``ASTModel`` keys -> the authors' ``.pth`` layout, written out independently of the package:
+    ``module.v.<timm key>``, ``module.mlp_head.0/1`` and the unused ImageNet heads."""
+    head = {"head.norm.": "mlp_head.0.", "head.fc.": "mlp_head.1."}
+    out = {}
+    for key, value in state_dict.items():
+        prefix = next((p for p in head if key.startswith(p)), None)
+        out["module." + (head[prefix] + key[len(prefix) :] if prefix else "v." + key)] = value
+    if imagenet_heads:
+        dim = state_dict["pos_embed"].shape[-1]
+        for name in ("head", "head_dist"):
+            out[f"module.v.{name}.weight"] = torch.zeros(1000, dim)
+            out[f"module.v.{name}.bias"] = torch.zeros(1000)
+    return out
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 16000, subtype: str = "PCM_16") -> Path:
+    sf.write(str(path), samples, sample_rate, subtype=subtype)
+    return path
+
+
+# --- running the CLI ---------------------------------------------------------------------------
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def run_cli(*args) -> CliResult:
+    """``ast-deploy ARGS`` in this process through ``ast_deploy.cli.main``."""
+    from ast_deploy.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def cli_script() -> str:
+    """The installed ``ast-deploy`` console script (the venv's, else the one on PATH)."""
+    beside = Path(sys.executable).with_name("ast-deploy")
+    script = str(beside) if beside.exists() else shutil.which("ast-deploy")
+    assert script, "the ast-deploy console script is not installed (pip install -e .)"
+    return script
+
+
+def run_cli_subprocess(*args, timeout: float = 120) -> CliResult:
+    """``ast-deploy ARGS`` as a separate process, through the installed console script."""
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run(
+        [cli_script(), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_input_error(result: CliResult, *fragments: str) -> str:
+    """Exit status 2, one ``error: ...`` line on stderr naming the problem, no traceback."""
+    assert result.code == 2, f"exit status {result.code}, stderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"not one error line:\n{result.stderr}"
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+# --- shared fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tiny models on one intra-op thread (use with ``pytest.mark.usefixtures``).
+
+    They gain nothing from more, and on a small machine shared with other work OpenMP threads
+    spin-waiting for a core made these tests about three times slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def speech() -> np.ndarray:
+    """The fixture sentence as float32 mono at 16 kHz (4.15 s)."""
+    samples, rate = sf.read(str(SPEECH_WAV), dtype="float32")
+    assert rate == 16000 and samples.ndim == 1
+    return samples
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny authors' checkpoint converted to this project's format (a Hugging Face AST directory)."""
+    from ast_deploy import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(TINY_PTH, authors_options(TINY_CASE))
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    return save_checkpoint(out, ckpt.config, ckpt.state_dict, ckpt.labels, ckpt.frontend)

@@ -1,0 +1,384 @@
+"""``ast-deploy bench``: the harness on a tiny model, the result schema, the figures' consistency, bad input.
+
+Nothing here depends on how fast the machine is: rows are checked for internal consistency
+(p50 <= p99, throughput = batch / mean latency, ...), never against a speed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+from conftest import REPO_ROOT, TINY_CASE, TINY_PTH, assert_input_error, authors_flags, authors_options, run_cli
+
+from ast_deploy.bench import Job, Timing, make_plan, measure, run
+from ast_deploy.bench.environment import machine_name
+from ast_deploy.bench.harness import latency_stats, run_isolated
+from ast_deploy.bench.plan import parse_batch_sizes
+from ast_deploy.bench.sources import unavailable
+from ast_deploy.errors import InputError
+from ast_deploy.runtime.base import Backend, InputSpec
+
+SCHEMA = json.loads((REPO_ROOT / "ast_deploy" / "bench" / "schema.json").read_text())
+WINDOW = 99 * 160 + 400  # the tiny model's 100 frames: 16240 samples
+ARTIFACT_BACKENDS = ["torchscript", "onnx", "onnx-int8", "pytorch"]
+QUICK = ["--iters", "3", "--warmup", "1", "--input-sets", "2"]
+
+
+def check_row(row: dict) -> None:
+    """The figures of one measured row agree with each other."""
+    assert row["status"] == "ok", row["reason"]
+    lat = row["latency_ms"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert lat["min"] <= lat["mean"] <= lat["max"] and lat["std"] >= 0
+    samples = row["latencies_ms"]
+    assert len(samples) == row["iterations"]
+    assert min(samples) == lat["min"] and max(samples) == lat["max"]
+    assert np.median(samples) == pytest.approx(lat["p50"], rel=1e-9)
+    assert np.mean(samples) == pytest.approx(lat["mean"], rel=1e-9)
+    assert row["throughput_clips_per_s"] == pytest.approx(row["batch"] / (lat["mean"] / 1e3), rel=1e-6)
+    assert row["real_time_factor"] == pytest.approx(row["throughput_clips_per_s"] * row["clip_seconds"], rel=1e-6)
+    assert row["first_call_s"] > 0 and row["warmup_s"] >= row["first_call_s"] and row["timed_s"] > 0
+    assert row["timed_s"] * 1e3 >= sum(samples) * (1 - 1e-9)
+
+
+def validate(doc: dict) -> None:
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    """The tiny checkpoint exported with a waveform input to TorchScript, ONNX and ONNX INT8 (batch 1..4)."""
+    from ast_deploy.export import export
+
+    out = tmp_path_factory.mktemp("bench") / "tiny-artifacts"
+    export(
+        TINY_PTH,
+        out,
+        to="torchscript,onnx,onnx-int8",
+        batch="1:1:4",
+        verify=False,
+        load_options=authors_options(TINY_CASE),
+        log=lambda message: None,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def cli_run(artifacts, tmp_path_factory):
+    """One CLI run over four backends, batch 1 and 2, a worker process per backend; its outputs."""
+    out = tmp_path_factory.mktemp("bench-out")
+    paths = {"json": out / "r.json", "markdown": out / "r.md", "plot": out / "r.png"}
+    result = run_cli(
+        "bench", artifacts, "--backends", ",".join(ARTIFACT_BACKENDS), "--batch-sizes", "1,2", *QUICK,
+        "--isolation", "backend", "--json", paths["json"], "--markdown", paths["markdown"], "--plot", paths["plot"],
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    return result, paths, json.loads(paths["json"].read_text())
+
+
+def test_cli_json_validates_against_the_schema(cli_run):
+    _, _, doc = cli_run
+    validate(doc)
+    assert doc["schema_version"] == 1 and doc["kind"] == "ast-deploy-bench"
+    assert doc["settings"]["batch_sizes"] == [1, 2] and doc["settings"]["iters"] == 3
+    assert doc["source"]["type"] == "artifacts" and doc["source"]["model"]["embed_dim"] == 192
+
+
+def test_cli_measures_every_backend_and_batch_consistently(cli_run):
+    _, _, doc = cli_run
+    rows = doc["results"]
+    assert [(r["backend"], r["batch"]) for r in rows] == [(b, n) for b in ARTIFACT_BACKENDS for n in (1, 2)]
+    for row in rows:
+        check_row(row)
+        assert row["input"] == "waveform" and row["clip_seconds"] == pytest.approx(WINDOW / 16000)
+        assert row["iterations"] == 3 and row["warmup_iterations"] == 1
+        assert row["cuda_graph"] == "not applicable" and row["h2d"] == "not applicable"
+        assert row["device_latency_ms"] is None
+        mem = row["memory"]
+        assert 0 < mem["rss_baseline_mib"] <= mem["rss_peak_mib"] and mem["gpu_peak_allocated_mib"] is None
+        assert row["load_s"] > 0
+        assert row["speedup"]["pytorch"] == pytest.approx(
+            next(r for r in rows if r["backend"] == "pytorch" and r["batch"] == row["batch"])["latency_ms"]["mean"]
+            / row["latency_ms"]["mean"]
+        )
+    # one worker per backend: both batch sizes of a backend share its load
+    for name in ARTIFACT_BACKENDS:
+        assert len({r["load_s"] for r in rows if r["backend"] == name}) == 1
+    assert {r["precision"] for r in rows if r["backend"] == "onnx-int8"} == {"int8"}
+
+
+def test_cli_records_the_environment(cli_run):
+    _, _, doc = cli_run
+    env = doc["environment"]
+    assert env["cpu"]["logical_cores"] >= 1 and env["libraries"]["torch"] == torch.__version__
+    assert env["libraries"]["onnxruntime"] and env["python"]
+    assert "bench" in env["command"] and "--batch-sizes" in env["command"]
+    assert set(env["git"]) == {"commit", "dirty"}
+    assert env["gpus"] == [] or torch.cuda.is_available()
+    assert {u["backend"] for u in doc["unavailable"]} >= ({"pytorch-fp16"} if not torch.cuda.is_available() else set())
+
+
+def test_cli_writes_markdown_plot_and_console_table(cli_run):
+    result, paths, _ = cli_run
+    text = paths["markdown"].read_text()
+    assert "## End to end (waveform in, front end included)" in text
+    assert "| backend | prec | batch | p50 ms | p99 ms | clips/s | RTF | × pytorch |" in text
+    table_lines = [line for line in text.splitlines() if line.startswith("| ") and "backend" not in line]
+    assert len(table_lines) == 8 and all(line.count("|") == table_lines[0].count("|") for line in table_lines)
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "End to end (waveform in, front end included)" in result.stdout and "wrote" in result.stderr
+
+
+def test_checkpoint_runs_end_to_end_and_model_only_in_process():
+    """A checkpoint: both input kinds by default; in-process rows carry no memory; roofline fractions."""
+    plan = make_plan(
+        TINY_PTH,
+        options=authors_options(TINY_CASE),
+        backends=["pytorch", "pytorch-bf16"],
+        batch_sizes="2,1",
+        timing=Timing(warmup=1, iters=2, seconds=None, input_sets=2),
+        isolation="none",
+        roofline=True,
+    )
+    assert plan.inputs == ["waveform", "fbank"]
+    doc = run(plan)
+    validate(doc)
+    assert [(r["input"], r["backend"], r["batch"]) for r in doc["results"]] == [
+        (k, b, n) for k in ("waveform", "fbank") for b in ("pytorch", "pytorch-bf16") for n in (2, 1)
+    ]
+    floor = doc["roofline"]["floor_ms_per_clip"]
+    assert doc["roofline"]["flops_per_clip"] == plan.source.config.flops_per_clip() and floor > 0
+    for row in doc["results"]:
+        check_row(row)
+        assert row["memory"] is None and row["isolation"] == "none"
+        assert row["roofline_fraction"] == pytest.approx(floor / (row["latency_ms"]["mean"] / row["batch"]))
+        if row["backend"] == "pytorch":
+            assert row["speedup"] == {"pytorch": 1.0}
+    assert {r["precision"] for r in doc["results"] if r["backend"] == "pytorch-bf16"} == {"bf16"}
+
+
+def test_a_fresh_process_per_batch_size(artifacts):
+    plan = make_plan(artifacts, backends=["onnx"], batch_sizes="1,2", timing=Timing(warmup=1, iters=2, seconds=None))
+    assert plan.isolation == "batch" and len(plan.jobs()) == 2
+    doc = run(plan)
+    validate(doc)
+    for row in doc["results"]:
+        check_row(row)
+        assert row["memory"]["rss_peak_mib"] > 0 and row["isolation"] == "batch"
+
+
+def test_failures_and_out_of_range_batches_are_rows_not_crashes(artifacts, tmp_path):
+    """A damaged artifact fails its rows (exit 1), a batch beyond the export is skipped; the rest is measured."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(artifacts, damaged)
+    with open(damaged / "model.int8.onnx", "ab") as f:
+        f.write(b"\0")
+    out = tmp_path / "r.json"
+    result = run_cli(
+        "bench", damaged, "--backends", "onnx-int8,onnx", "--batch-sizes", "1,8", *QUICK, "--isolation", "none",
+        "--json", out,
+    )  # fmt: skip
+    assert result.code == 1
+    doc = json.loads(out.read_text())
+    validate(doc)
+    rows = {(r["backend"], r["batch"]): r for r in doc["results"]}
+    for batch in (1, 8):
+        assert rows["onnx-int8", batch]["status"] == "failed"
+        assert "sha256" in rows["onnx-int8", batch]["reason"]
+    assert rows["onnx", 8]["status"] == "skipped" and "1..4" in rows["onnx", 8]["reason"]
+    check_row(rows["onnx", 1])
+    assert "failed: onnx-int8" in result.stderr
+
+
+def test_a_crashed_worker_fails_its_rows():
+    job = Job(
+        str(TINY_PTH),
+        {"no_such_option": 1},
+        "pytorch",
+        "fbank",
+        (1, 2),
+        "cpu",
+        1,
+        Timing(iters=1, seconds=None),
+        "batch",
+    )
+    events = []
+    rows = run_isolated(job, events.append)
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    assert [e["phase"] for e in events].count("row") == 2  # the progress display still completes
+    assert rows[0]["reason"].startswith("worker exited with status 1") and "TypeError" in rows[0]["reason"]
+
+
+class SleepBackend(Backend):
+    """Any backend will do: this one sleeps 1 ms per call."""
+
+    name = "sleep"
+
+    def _run(self, inputs, num_samples):
+        time.sleep(1e-3)
+        return torch.zeros(inputs.shape[0], 3)
+
+
+def test_measure_times_any_backend_for_at_least_the_minimum_calls():
+    backend = SleepBackend(InputSpec("fbank", 16000, 16, 8))
+    row = measure(backend, 3, Timing(warmup=2, seconds=0.02, min_iters=5, input_sets=3), clip_samples=16000)
+    assert row["iterations"] >= 5 and row["warmup_iterations"] == 2
+    assert row["latency_ms"]["min"] >= 1.0
+    assert row["cuda_graph"] == "not applicable" and row["precision"] == "fp32"
+    assert row["real_time_factor"] == pytest.approx(3 * 1.0 / (row["latency_ms"]["mean"] / 1e3))
+
+
+def test_latency_stats():
+    stats = latency_stats([4.0, 1.0, 3.0, 2.0, 100.0])
+    assert (stats["min"], stats["p50"], stats["max"], stats["mean"]) == (1.0, 3.0, 100.0, 22.0)
+    assert stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"]
+    assert stats["std"] == pytest.approx(np.std([4, 1, 3, 2, 100], ddof=1))
+    assert latency_stats([5.0])["std"] == 0.0
+
+
+def test_the_schema_rejects_inconsistent_rows(cli_run):
+    _, _, doc = cli_run
+    bad = json.loads(json.dumps(doc))
+    bad["results"][0]["latency_ms"] = None  # an "ok" row must have figures
+    with pytest.raises(jsonschema.ValidationError):
+        validate(bad)
+    bad = json.loads(json.dumps(doc))
+    bad["results"][0]["status"] = "failed"  # a failed row must say why
+    with pytest.raises(jsonschema.ValidationError):
+        validate(bad)
+
+
+def test_parse_batch_sizes():
+    assert parse_batch_sizes("1,8,32") == [1, 8, 32]
+    assert parse_batch_sizes(" 4, 2 ,4") == [4, 2]
+    for text in ("0", "1,x", "1,-2", "2.5", "", "1,,2"):
+        with pytest.raises(InputError):
+            parse_batch_sizes(text)
+
+
+def test_gpu_only_backends_say_why_on_cpu():
+    cpu = torch.device("cpu")
+    assert "GPU" in unavailable("tensorrt", cpu) and "GPU" in unavailable("onnx-trt", cpu)
+    assert "bf16" in unavailable("pytorch-fp16", cpu) and unavailable("pytorch", cpu) is None
+
+
+def test_machine_name_is_a_safe_file_name():
+    env = {"cpu": {"model": "Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.00GHz", "usable_cores": 16}, "gpus": []}
+    assert machine_name(env) == "intel-xeon-platinum-8480-16c"
+    env["gpus"] = [{"name": "NVIDIA H100 80GB HBM3"}]
+    assert machine_name(env, "cuda") == "nvidia-h100-80gb-hbm3"
+    assert machine_name(env, "cpu") == "intel-xeon-platinum-8480-16c"
+
+
+# --- bad input: one line, exit status 2 ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--backends", "no-such-backend"], ["unknown backend 'no-such-backend'", "available here: torchscript, onnx"]),
+        (["--backends", "tensorrt"], ["'tensorrt'", "no such artifact", "available here:"]),
+        (["--batch-sizes", "0,x"], ["--batch-sizes '0,x'", "'0' is not a positive integer"]),
+        (["--batch-sizes", "1,2.5"], ["'2.5' is not a positive integer"]),
+        (["--input", "fbank"], ["takes waveform input only"]),
+        (["--iters", "3", "--seconds", "1"], ["--iters or --seconds"]),
+        (["--h2d", "sometimes"], ["--h2d"]),
+        (["--baseline", "nope"], ["--baseline 'nope'"]),
+        (["--threads", "0"], ["--threads"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(artifacts, args, fragments):
+    assert_input_error(run_cli("bench", artifacts, *args), *fragments)
+
+
+def test_an_unavailable_backend_says_why_and_what_is_available(artifacts):
+    if torch.cuda.is_available():
+        pytest.skip("float16 PyTorch runs where CUDA exists")
+    line = assert_input_error(run_cli("bench", artifacts, "--backends", "pytorch-fp16"), "not available here")
+    assert "GPU feature" in line and "available: torchscript" in line
+
+
+def test_cuda_on_a_machine_without_one(artifacts):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert_input_error(run_cli("bench", artifacts, "--device", "cuda"), "no CUDA device")
+
+
+def test_checkpoint_backends_need_artifacts():
+    line = assert_input_error(run_cli("bench", TINY_PTH, *authors_flags(TINY_CASE), "--backends", "onnx"))
+    assert "ast-deploy export" in line
+
+
+def test_list_backends(artifacts):
+    result = run_cli("bench", artifacts, "--backends", "list")
+    assert result.code == 0
+    for name in ("torchscript", "onnx-int8", "pytorch-bf16"):
+        assert name in result.stdout
+
+
+# --- benchmarks/side_by_side.py: its transformers baseline on the same weights ---------------------
+
+
+@pytest.fixture(scope="module")
+def side_by_side():
+    pytest.importorskip("transformers")
+    spec = importlib.util.spec_from_file_location("side_by_side", REPO_ROOT / "benchmarks" / "side_by_side.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.filterwarnings("ignore:At least one mel filter has all zero values")
+def test_transformers_baseline_is_the_same_model_through_the_harness(side_by_side, tiny_model_dir, speech):
+    """transformers' AST (both input kinds, eager and bf16 autocast) measured like any backend; its
+    logits agree with ours on the same weights, which is what makes the speed ratios meaningful."""
+    import transformers
+
+    from ast_deploy.bench.sources import CheckpointSource
+
+    ours = side_by_side.Ours(CheckpointSource(tiny_model_dir), {})
+    model = transformers.ASTForAudioClassification.from_pretrained(tiny_model_dir).eval()
+    theirs = side_by_side.Theirs(model, transformers.ASTFeatureExtractor.from_pretrained(tiny_model_dir), 0.0)
+    args = side_by_side.parse_args(["--size", "tiny", "--frames", "100", "--iters", "2", "--warmup", "1"])
+    fe = ours.checkpoint.frontend
+    for kind in ("fbank", "waveform"):
+        inputs = side_by_side.quality_inputs(args, ours.checkpoint.clip_samples(kind), fe.sample_rate)
+        frontend = side_by_side.KaldiFbank(fe)
+        ref_backend = ours.open("pytorch", kind, torch.device("cpu"), None)
+        reference = side_by_side.run_backend(ref_backend, inputs, frontend, 4)
+        for name in side_by_side.BASELINES:
+            spec = InputSpec(kind, fe.sample_rate, fe.target_length, fe.num_mel_bins)
+            backend = theirs.open(name, kind, spec, torch.device("cpu"))
+            check_row(
+                {
+                    **measure(backend, 2, args.timing, ours.checkpoint.clip_samples(kind)),
+                    "batch": 2,
+                    "status": "ok",
+                    "reason": None,
+                }
+            )
+            q = side_by_side.quality(backend, inputs, frontend, reference, "sigmoid")
+            assert q["clips"] == len(inputs.windows) >= 5
+            if name == "transformers":  # float32: the same function (its own feature extractor included)
+                assert q["top1_agreement"] == 1.0 and q["max_abs_logit"] < 1e-3, (kind, q)
+            else:  # bf16 autocast: near-ties of this 10-label model may flip; the logit vector may not turn
+                assert q["min_cosine"] > 0.999, (kind, q)
+
+
+@pytest.mark.parametrize("args", [["--batch-sizes", "0"], ["--iters", "2", "--seconds", "1"], ["--threads", "0"]])
+def test_side_by_side_bad_input(side_by_side, args):
+    with pytest.raises(InputError):
+        side_by_side.parse_args(args)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA device"):
+            side_by_side.parse_args(["--device", "cuda"])
