@@ -272,7 +272,18 @@ def export_cmd(
 
 def parity_table(rows: list[dict], title: str) -> Table:
     """Artifacts (with a ``parity`` entry) or parity results as one table."""
-    columns = ("backend", "prec", "max|Δlogit|", "mean|Δlogit|", "max|Δscore|", "min cos", "top-1", "top-5", "task", "ok")
+    columns = (
+        "backend",
+        "prec",
+        "max|Δlogit|",
+        "mean|Δlogit|",
+        "max|Δscore|",
+        "min cos",
+        "top-1",
+        "top-5",
+        "task",
+        "ok",
+    )
     table = Table(title=title)
     for column in columns:
         table.add_column(column, justify="left" if column in ("backend", "prec", "ok") else "right")

@@ -297,7 +297,11 @@ def compare(
         result.decisive_clips = int(decisive.sum())
         result.top1_decisive = top1 = float(agree[decisive].double().mean()) if decisive.any() else 1.0
     if t.min_top1 is not None and not top1 >= t.min_top1:
-        what = f"top-1 agreement on clips decided by >= {t.decisive_margin} logits" if t.decisive_margin else "top-1 agreement"
+        what = (
+            f"top-1 agreement on clips decided by >= {t.decisive_margin} logits"
+            if t.decisive_margin
+            else "top-1 agreement"
+        )
         result.failures.append(f"{what} {top1:.3f} < {t.min_top1:g}")
     return result
 

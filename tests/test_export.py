@@ -40,8 +40,14 @@ def tensorrt_missing() -> str | None:
 def exported(request, tmp_path_factory) -> Path:
     """The tiny fixture exported once per input kind to every format this machine can produce."""
     out = tmp_path_factory.mktemp(f"export_{request.param}") / "artifacts"
-    export(TINY_PTH, out, input_kind=request.param, batch="1:2:8", load_options=authors_options("tiny_t100_f10t10"),
-           log=lambda message: None)
+    export(
+        TINY_PTH,
+        out,
+        input_kind=request.param,
+        batch="1:2:8",
+        load_options=authors_options("tiny_t100_f10t10"),
+        log=lambda message: None,
+    )
     return out
 
 
@@ -127,15 +133,24 @@ def test_fp16_graph_keeps_the_sensitive_parts_in_float32(exported):
     for node in model.graph.node:
         if node.name in front and node.op_type in ("MatMul", "Log"):
             assert all(types.get(i, fp32) == fp32 for i in node.input), node.name
-    weights = [types[i] for node in model.graph.node if node.op_type in ("MatMul", "Gemm") and node.name not in front
-               for i in node.input[1:2] if i in types]
+    weights = [
+        types[i]
+        for node in model.graph.node
+        if node.op_type in ("MatMul", "Gemm") and node.name not in front
+        for i in node.input[1:2]
+        if i in types
+    ]
     assert weights and sum(t == fp16 for t in weights) >= len(weights) - 2  # the transformer runs in FP16
     assert all(o.type.tensor_type.elem_type == fp32 for o in model.graph.output)
 
 
 def test_torchscript_loads_without_this_package(exported):
     spec = ArtifactDir(exported).spec
-    inputs = "torch.randn(2, 100, 128)" if spec.kind == "fbank" else f"torch.randn(3, {spec.num_samples}), torch.tensor([{spec.num_samples}, 9000, 400])"
+    inputs = (
+        "torch.randn(2, 100, 128)"
+        if spec.kind == "fbank"
+        else f"torch.randn(3, {spec.num_samples}), torch.tensor([{spec.num_samples}, 9000, 400])"
+    )
     code = (
         "import sys, torch\n"
         f"m = torch.jit.load({str(exported / 'model.ts')!r})\n"
@@ -189,7 +204,7 @@ def test_corrupted_artifact_fails_parity(exported, tmp_path):
     model = onnx.load(str(broken / "model.onnx"))
     weight = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))  # the largest matrix
     array = onnx.numpy_helper.to_array(weight).copy()
-    array.flat[:: 7] += 0.05
+    array.flat[::7] += 0.05
     weight.CopyFrom(onnx.numpy_helper.from_array(array, weight.name))
     onnx.save(model, str(broken / "model.onnx"))
     manifest = json.loads((broken / "manifest.json").read_text())
@@ -266,7 +281,9 @@ def test_export_refuses_an_existing_directory_and_a_broken_checkpoint(tmp_path):
 
 @pytest.mark.skipif(tensorrt_missing() is None, reason="TensorRT is installed: --to tensorrt builds here")
 def test_tensorrt_request_without_tensorrt_is_one_line(tmp_path):
-    result = run_cli("export", TINY_PTH, *authors_flags("tiny_t100_f10t10"), "--out", tmp_path / "o", "--to", "tensorrt")
+    result = run_cli(
+        "export", TINY_PTH, *authors_flags("tiny_t100_f10t10"), "--out", tmp_path / "o", "--to", "tensorrt"
+    )
     assert result.code == 2 and result.stderr.strip() == f"error: --to tensorrt: {tensorrt_missing()}"
 
 
@@ -279,8 +296,14 @@ requires_tensorrt = pytest.mark.skipif(tensorrt_missing() is not None, reason=f"
 @pytest.mark.tensorrt
 def test_tensorrt_engine_builds_and_passes_parity(tmp_path):
     out = tmp_path / "trt"
-    manifest = export(TINY_PTH, out, to="onnx-fp16,tensorrt", batch="1:4:8",
-                      load_options=authors_options("tiny_t100_f10t10"), log=lambda m: None)
+    manifest = export(
+        TINY_PTH,
+        out,
+        to="onnx-fp16,tensorrt",
+        batch="1:4:8",
+        load_options=authors_options("tiny_t100_f10t10"),
+        log=lambda m: None,
+    )
     engine = next(a for a in manifest["artifacts"] if a["name"] == "tensorrt")
     assert engine["parity"]["passed"] and engine["builder"]["strongly_typed"]
     assert (tmp_path / ".trt.tensorrt-timing.cache").stat().st_size > 0
@@ -290,8 +313,14 @@ def test_tensorrt_engine_builds_and_passes_parity(tmp_path):
 @pytest.mark.tensorrt
 def test_tensorrt_runtime_runs_every_batch_of_the_profile(tmp_path):
     out = tmp_path / "trt"
-    export(TINY_PTH, out, to="tensorrt", batch="1:2:4", load_options=authors_options("tiny_t100_f10t10"),
-           log=lambda m: None)
+    export(
+        TINY_PTH,
+        out,
+        to="tensorrt",
+        batch="1:2:4",
+        load_options=authors_options("tiny_t100_f10t10"),
+        log=lambda m: None,
+    )
     artifacts = ArtifactDir(out)
     engine, reference = artifacts.open("tensorrt", "cuda"), artifacts.open("pytorch", "cpu")
     for batch in (1, 3, 4):
