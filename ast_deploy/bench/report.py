@@ -177,7 +177,7 @@ def plot(doc: dict, path: str | Path, title: str | None = None) -> None:
     two_kinds = len({k for _, k in series}) > 1
     label = {key: f"{key[0]} ({key[1]})" if two_kinds else key[0] for key in series}
     single = len({r["batch"] for r in ok}) <= 1
-    fig, axes = plt.subplots(1, 2, figsize=(13, max(4.5, 0.3 * len(series) + 1.5) if single else 5.5))
+    fig, axes = plt.subplots(1, 2, figsize=(13, max(4.5, 0.3 * len(series) + 1.5)) if single else (15, 5.5))
     panels = (
         ("p50 latency (ms)", lambda r: r["latency_ms"]["p50"]),
         ("throughput (clips/s)", lambda r: r["throughput_clips_per_s"]),
@@ -221,7 +221,7 @@ def plot(doc: dict, path: str | Path, title: str | None = None) -> None:
             ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     if not single and series:
-        axes[1].legend(fontsize=8, loc="best")
+        axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     env = doc["environment"]
     where = env["gpus"][0]["name"] if "cuda" in doc["settings"]["device"] and env["gpus"] else env["cpu"]["model"]
     fig.suptitle(title or f"{Path(doc['source']['path']).name} on {where} ({doc['settings']['device']})")
