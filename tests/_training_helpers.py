@@ -30,11 +30,11 @@ TINY = {
 def tone_clip(label: int, rng: np.random.Generator, seconds: float = 0.6) -> np.ndarray:
     """A noisy tone whose pitch band is the class: learnable in a few steps, not trivially."""
     t = np.arange(int(seconds * SR)) / SR
-    freq = 300.0 * (1.6**label) * rng.uniform(0.93, 1.07)
+    freq = 250.0 * (2.0**label) * rng.uniform(0.93, 1.07)
     onset = rng.uniform(0, 0.2)
     env = (t > onset) * np.exp(-(t - onset).clip(0) * rng.uniform(1, 4))
     x = np.sin(2 * np.pi * freq * t + rng.uniform(0, 6.28)) * env
-    x += rng.normal(0, rng.uniform(0.05, 0.3), len(t))
+    x += rng.normal(0, rng.uniform(0.05, 0.2), len(t))
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 

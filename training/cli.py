@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 
 from ast_deploy.cli import print_json, with_load_options
-from ast_deploy.errors import InputError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,7 +28,10 @@ prepare_app = typer.Typer(
 
 def train(
     recipe: Annotated[
-        Optional[str], typer.Argument(help="Recipe name (audioset_full, audioset_balanced, esc50, speechcommands, quickstart) or a TOML config.")
+        Optional[str],
+        typer.Argument(
+            help="Recipe name (audioset_full, audioset_balanced, esc50, speechcommands, quickstart) or a TOML config."
+        ),
     ] = None,
     overrides: Annotated[
         Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. --set lr=1e-4 (repeatable).")
@@ -46,13 +48,18 @@ def train(
 @with_load_options
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint: ours, Hugging Face directory or the authors' .pth.")],
-    manifest: Annotated[Path, typer.Argument(help="Manifest: authors' JSON (needs --labels), CSV, or folder per class.")],
+    manifest: Annotated[
+        Path, typer.Argument(help="Manifest: authors' JSON (needs --labels), CSV, or folder per class.")
+    ],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     workers: Annotated[int, typer.Option("--workers", min=0, help="DataLoader worker processes.")] = 2,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    skip_bad_files: Annotated[bool, typer.Option("--skip-bad-files", help="Leave out missing/unreadable audio.")] = False,
+    skip_bad_files: Annotated[
+        bool, typer.Option("--skip-bad-files", help="Leave out missing/unreadable audio.")
+    ] = False,
     json_out: Annotated[
-        Optional[Path], typer.Option("--json", help="Write the full report (per-class lists) to this JSON file; '-' prints it.")
+        Optional[Path],
+        typer.Option("--json", help="Write the full report (per-class lists) to this JSON file; '-' prints it."),
     ] = None,
     options=None,
 ) -> None:
@@ -90,9 +97,13 @@ def evaluate(
 def stats(
     manifest: Annotated[Path, typer.Argument(help="Training manifest (any format).")],
     label_csv: Annotated[Optional[Path], typer.Option("--labels", help="Label CSV (for JSON manifests).")] = None,
-    target_length: Annotated[int, typer.Option("--target-length", min=16, help="Frames per clip, as in training.")] = 1024,
+    target_length: Annotated[
+        int, typer.Option("--target-length", min=16, help="Frames per clip, as in training.")
+    ] = 1024,
     num_mel_bins: Annotated[int, typer.Option("--num-mel-bins", min=16)] = 128,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Clips per batch statistic (authors: 1000).")] = 1000,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Clips per batch statistic (authors: 1000).")
+    ] = 1000,
     workers: Annotated[int, typer.Option("--workers", min=0)] = 2,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Use only the first N clips (0: all).")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -127,7 +138,9 @@ def prepare_esc50(
 
 @prepare_app.command("speechcommands")
 def prepare_speechcommands(
-    root: Annotated[Path, typer.Argument(help="Speech Commands V2 (class folders, validation_list.txt, testing_list.txt).")],
+    root: Annotated[
+        Path, typer.Argument(help="Speech Commands V2 (class folders, validation_list.txt, testing_list.txt).")
+    ],
     out: Annotated[Path, typer.Argument(help="Output directory for the manifests and the label CSV.")],
 ) -> None:
     """Speech Commands V2-35: the official train/valid/test split as the authors' JSON manifests."""
@@ -138,10 +151,13 @@ def prepare_speechcommands(
 
 @prepare_app.command("audioset")
 def prepare_audioset(
-    audio_dir: Annotated[Path, typer.Argument(help="Directory with the AudioSet clips you have (searched recursively).")],
+    audio_dir: Annotated[
+        Path, typer.Argument(help="Directory with the AudioSet clips you have (searched recursively).")
+    ],
     out: Annotated[Path, typer.Argument(help="Output directory for the manifests and the label CSV.")],
     segments: Annotated[
-        list[Path], typer.Option("--segments", help="Official segment CSV(s): balanced_train_segments.csv, eval_segments.csv, ...")
+        list[Path],
+        typer.Option("--segments", help="Official segment CSV(s): balanced_train_segments.csv, eval_segments.csv, ..."),
     ],
 ) -> None:
     """AudioSet: map the official segment CSVs onto the audio files you have; lists what is missing."""
@@ -164,7 +180,9 @@ def prepare_quickstart_data(
 
 
 def quickstart(
-    out: Annotated[Path, typer.Option("--out", help="Where data, checkpoints and summary.json go.")] = Path("runs/quickstart"),
+    out: Annotated[Path, typer.Option("--out", help="Where data, checkpoints and summary.json go.")] = Path(
+        "runs/quickstart"
+    ),
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Override the recipe's epochs.")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a training config key.")] = None,
 ) -> None:
@@ -189,4 +207,4 @@ def register(app: typer.Typer) -> None:
     app.command()(quickstart)
 
 
-__all__ = ["InputError", "register"]
+__all__ = ["register"]

@@ -1,0 +1,158 @@
+"""``ast-deploy quickstart``: data -> train -> evaluate on unseen voices -> predict, with no downloads.
+
+The run is a list of named steps (:data:`STEPS`), each a function of the shared
+:class:`Quickstart` state that returns its results for ``summary.json``. Adding a step (export,
+parity, benchmark, ...) is one function and one entry in the list; ``summary.json`` is rewritten
+after every step, so a failure late in the run keeps what the earlier steps found.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from ast_deploy.fileio import write_json
+
+console = Console(stderr=True)
+
+
+@dataclass
+class Quickstart:
+    """State shared by the steps: where things are, and what earlier steps found."""
+
+    out: Path
+    epochs: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    clips_per_word: int = 240
+    seed: int = 0
+    results: dict = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out / "train"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The model later steps use: the epoch with the best validation accuracy."""
+        return self.run_dir / "best"
+
+
+Step = Callable[[Quickstart], dict]
+
+
+def generate_data(qs: Quickstart) -> dict:
+    """Spoken keywords from espeak-ng (reused when the same set was generated before)."""
+    from .quickstart_data import generate, is_generated
+
+    if is_generated(qs.data_dir, qs.clips_per_word, qs.seed):
+        console.print(f"reusing {qs.data_dir}")
+        return {"dir": str(qs.data_dir), "reused": True}
+    return {**generate(qs.data_dir, clips_per_word=qs.clips_per_word, seed=qs.seed), "reused": False}
+
+
+def train_model(qs: Quickstart) -> dict:
+    """A small AST from scratch with the ``quickstart`` recipe (a fresh run each time)."""
+    from .config import load_config
+    from .train import run
+
+    data = {f"{split}_data": str(qs.data_dir / f"{split}.csv") for split in ("train", "valid", "test")}
+    overrides = [f"{k}={v}" for k, v in data.items()] + list(qs.overrides)
+    if qs.epochs:
+        overrides.append(f"epochs={qs.epochs}")
+    config = load_config("quickstart", overrides)
+    shutil.rmtree(qs.run_dir, ignore_errors=True)
+    summary = run(config, qs.run_dir)
+    best = summary["best"]
+    return {
+        "dir": str(qs.run_dir),
+        "epochs": summary["epochs"],
+        "best_epoch": best["epoch"],
+        "valid_accuracy": best["valid"]["accuracy"],
+        "train_clips_per_s": summary["last"]["train"]["clips_per_s"],
+    }
+
+
+def evaluate_model(qs: Quickstart) -> dict:
+    """Accuracy on the test voices (never heard in training) against chance, with a per-class table."""
+    from .evaluate import evaluate_checkpoint, per_class_table
+
+    report = evaluate_checkpoint(qs.checkpoint, qs.data_dir / "test.csv", num_workers=1)
+    chance = 1.0 / len(report["labels"])
+    console.print(per_class_table(report, report["labels"]))
+    console.print(
+        f"[bold]test accuracy on unseen voices: {report['accuracy']:.1%}[/bold] "
+        f"(chance {chance:.0%}, {report['num_clips']} clips); mAP {report['mAP']:.3f}"
+    )
+    per_class = dict(zip(report["labels"], report["class_accuracy"], strict=True))
+    return {
+        "accuracy": report["accuracy"],
+        "chance": chance,
+        "mAP": report["mAP"],
+        "num_clips": report["num_clips"],
+        "class_accuracy": per_class,
+    }
+
+
+def predict_examples(qs: Quickstart, count: int = 2) -> dict:
+    """``ast_deploy.load(checkpoint).predict(files)``: the deployment API on a few test clips."""
+    import csv
+
+    import ast_deploy
+
+    with open(qs.data_dir / "test.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    stride = max(1, len(rows) // count)
+    picks = [rows[(k * stride + k) % len(rows)] for k in range(count)]  # +k: a different word each
+    classifier = ast_deploy.load(qs.checkpoint)
+    try:
+        predictions = classifier.predict([qs.data_dir / path for path, _ in picks], top_k=3)
+    finally:
+        classifier.close()
+    out = []
+    for (path, truth), p in zip(picks, predictions, strict=True):
+        top = p.top(3)
+        shown = ", ".join(f"{t['label']} {t['score']:.2f}" for t in top)
+        console.print(f"{path}: said [bold]{truth}[/bold] -> {shown}")
+        out.append({"file": path, "truth": truth, "top": [{"label": t["label"], "score": t["score"]} for t in top]})
+    return {"predictions": out}
+
+
+STEPS: list[tuple[str, Step]] = [
+    ("data", generate_data),
+    ("train", train_model),
+    ("evaluate", evaluate_model),
+    ("predict", predict_examples),
+]
+
+
+def run_quickstart(
+    out: str | Path,
+    epochs: int | None = None,
+    overrides: list[str] | None = None,
+    steps: list[tuple[str, Step]] | None = None,
+) -> dict:
+    """Run the steps in order; ``out/summary.json`` holds every step's results and timings."""
+    qs = Quickstart(Path(out), epochs, list(overrides or []))
+    qs.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    summary: dict = {"steps": qs.results}
+    for name, step in steps or STEPS:
+        console.rule(f"[bold]{name}")
+        began = time.perf_counter()
+        qs.results[name] = step(qs)
+        qs.results[name]["seconds"] = round(time.perf_counter() - began, 1)
+        summary["wall_seconds"] = round(time.perf_counter() - start, 1)
+        if "evaluate" in qs.results:
+            summary["accuracy"] = qs.results["evaluate"]["accuracy"]
+            summary["chance"] = qs.results["evaluate"]["chance"]
+        write_json(qs.out / "summary.json", summary)
+    return summary
