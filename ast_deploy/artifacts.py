@@ -81,26 +81,37 @@ class ArtifactDir:
             # A waveform artifact's reference takes the same padded windows; a fbank one, the features.
             frontend = KaldiFbank(ckpt.frontend) if self.spec.kind == "waveform" else None
             return open_pytorch_backend(name, model, frontend, self.spec, device)
-        if name not in ARTIFACT_BACKENDS:
+        known = self.artifact_names() + (["onnx-trt"] if "onnx-fp16" in self.artifact_names() else [])
+        if name not in known:
             raise InputError(f"unknown backend {name!r}; this directory has: {', '.join(self.backend_names())}")
         artifact = find_artifact(self.manifest, "onnx-fp16" if name == "onnx-trt" else name, self.path)
         path = verify_artifact(self.path, artifact)
-        if name == "torchscript":
+        backend = self._open_artifact(name, artifact, path, device, threads)
+        backend.name, backend.precision = name, artifact["precision"]
+        return backend
+
+    def _open_artifact(
+        self, name: str, artifact: dict, path: Path, device: torch.device, threads: int | None
+    ) -> Backend:
+        fmt = artifact["format"]  # the runtime that runs it; the name only tells artifacts apart
+        if fmt == "torchscript":
             from .runtime.torchscript import TorchScriptBackend
 
             return TorchScriptBackend(path, self.spec, device)
-        if name == "aoti":
+        if fmt == "aoti":
             from .runtime.aoti import AOTInductorBackend
 
             return AOTInductorBackend(path, self.spec, device, compiled_for=artifact.get("device", "cpu"))
-        if name == "tensorrt":
+        if fmt == "tensorrt":
             from .runtime.tensorrt import TensorRTBackend
 
             return TensorRTBackend(path, self.spec, device)
-        from .runtime.onnxruntime import OnnxRuntimeBackend
+        if fmt == "onnx":
+            from .runtime.onnxruntime import OnnxRuntimeBackend
 
-        provider = "tensorrt" if name == "onnx-trt" else device.type
-        return OnnxRuntimeBackend(path, self.spec, artifact["precision"], provider, threads, name=name)
+            provider = "tensorrt" if name == "onnx-trt" else device.type
+            return OnnxRuntimeBackend(path, self.spec, artifact["precision"], provider, threads, name=name)
+        raise InputError(f"{self.path}: artifact {name!r} has unknown format {fmt!r}")
 
     def default_backend(self, device: str | torch.device = "cpu") -> str:
         kind = torch.device(device).type

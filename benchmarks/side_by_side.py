@@ -51,6 +51,7 @@ from ast_deploy.bench.schema import validate
 from ast_deploy.bench.sources import ArtifactSource, CheckpointSource, unavailable
 from ast_deploy.checkpoints import LoadOptions
 from ast_deploy.errors import InputError
+from ast_deploy.export import FORMATS
 from ast_deploy.frontend import KaldiFbank
 from ast_deploy.labels import generic_labels
 from ast_deploy.parity import ParityInputs, Thresholds, compare, run_backend
@@ -60,9 +61,12 @@ from ast_deploy.runtime.base import Backend, InputKind, InputSpec
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = REPO.parent / "shared" / "fixtures" / "speech_16k.wav"
 BASELINES = ["transformers", "transformers-autocast-bf16"]
-ARTIFACTS = ("torchscript", "onnx", "onnx-int8", "onnx-fp16", "aoti", "tensorrt", "onnx-trt")
+ARTIFACTS = (*FORMATS, "onnx-trt")  # every export format, plus the FP16 ONNX in ORT's TensorRT provider
 DEFAULT_BACKENDS = {
-    "cpu": ["pytorch", "pytorch-autocast-bf16", "pytorch-bf16", "torch-compile", "torchscript", "onnx", "onnx-int8"],
+    "cpu": [
+        "pytorch", "pytorch-autocast-bf16", "pytorch-bf16", "torch-compile", "torch-compile-bf16", "pytorch-int8",
+        "torchscript", "onnx", "onnx-int8", "aoti", "aoti-int8",
+    ],
     "cuda": [
         "pytorch", "pytorch-autocast-bf16", "pytorch-autocast-fp16", "pytorch-fp16", "torch-compile-bf16",
         "torchscript", "onnx", "onnx-fp16", "tensorrt", "onnx-trt",

@@ -26,7 +26,7 @@ CPP_DIR = REPO_ROOT / "cpp"
 BUILD_DIR = REPO_ROOT / "build" / "cpp"
 SCORE_ATOL = 1e-4
 TOP_K = 5
-BACKENDS = ("torchscript", "aoti")
+BACKENDS = ("torchscript", "aoti", "aoti-int8")  # aoti-int8: the same C++ loader runs the W8A8 package
 
 
 # --- build ---------------------------------------------------------------------------------------
@@ -87,8 +87,8 @@ def export(out: Path, *args) -> Path:
 
 @pytest.fixture(scope="session")
 def artifact(tmp_path_factory) -> Path:
-    """The tiny authors' model (1.015 s windows, 10 labels, sigmoid) as TorchScript + AOTInductor."""
-    return export(tmp_path_factory.mktemp("cpp") / "tiny", "--to", "torchscript,aoti", "--input", "waveform")
+    """The tiny authors' model (1.015 s windows, 10 labels, sigmoid) as TorchScript + AOTInductor (fp32, int8)."""
+    return export(tmp_path_factory.mktemp("cpp") / "tiny", "--to", ",".join(BACKENDS), "--input", "waveform")
 
 
 @pytest.fixture(scope="session")
@@ -338,10 +338,14 @@ def test_fbank_artifact_is_refused(host, tmp_path):
     assert_one_error_line(run_host(host, art, SPEECH_WAV), "input kind 'fbank'", "--input waveform")
 
 
-def test_backend_not_in_build_or_manifest(host, artifact):
+def test_backend_not_in_build_or_manifest(host, artifact, tmp_path):
     line = assert_one_error_line(run_host(host, artifact, SPEECH_WAV, "--backend", "tensorrt"))
     assert "not compiled into this build" in line or "no artifact 'tensorrt'" in line
-    assert_one_error_line(run_host(host, artifact, SPEECH_WAV, "--backend", "onnx"), "unknown backend 'onnx'")
+    assert_one_error_line(run_host(host, artifact, SPEECH_WAV, "--backend", "onnx"), "no artifact 'onnx'")
+    onnx_only = export(tmp_path / "onnx", "--to", "onnx", "--no-verify")
+    assert_one_error_line(
+        run_host(host, onnx_only, SPEECH_WAV, "--backend", "onnx"), "format 'onnx', which the C++ runtime does not run"
+    )
 
 
 @pytest.mark.parametrize("size", [0, 55, 56, 64, 1000, (1 << 20) + 3])
@@ -353,7 +357,8 @@ def test_sha256_matches_hashlib(host, artifact, tmp_path, size):
     blob = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
     (art / "blob.bin").write_bytes(blob)
     manifest = json.loads((artifact / "manifest.json").read_text())
-    manifest["artifacts"] = [{"name": "torchscript", "file": "blob.bin", "sha256": hashlib.sha256(blob).hexdigest()}]
+    digest = hashlib.sha256(blob).hexdigest()
+    manifest["artifacts"] = [{"name": "torchscript", "format": "torchscript", "file": "blob.bin", "sha256": digest}]
     (art / "manifest.json").write_text(json.dumps(manifest))
     assert_one_error_line(run_host(host, art, SPEECH_WAV), "blob.bin", "cannot load this TorchScript file")
 

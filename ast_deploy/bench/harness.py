@@ -33,7 +33,7 @@ import torch
 from ..checkpoints import LoadOptions
 from ..errors import InputError
 from ..runtime.base import Backend, InputKind, InputSpec
-from .sources import TORCH_BACKENDS, BenchSource, open_source
+from .sources import BenchSource, open_source
 
 if TYPE_CHECKING:
     from .plan import BenchPlan
@@ -226,8 +226,8 @@ def measure(
 ) -> dict:
     """Warm up and time ``backend`` at ``batch``; the measured fields of a result row.
 
-    Works on any :class:`Backend`. ``graph_capturable`` (default: the backend is one of
-    :data:`TORCH_BACKENDS`) says whether CUDA-graph capture applies. ``run_device`` is the device
+    Works on any :class:`Backend`. ``graph_capturable`` (default: ``backend.graph_capturable``)
+    says whether CUDA-graph capture applies. ``run_device`` is the device
     asked for (default ``backend.device``; ONNX Runtime on CUDA has host inputs and outputs).
     """
     emit = emit or (lambda event: None)
@@ -235,7 +235,7 @@ def measure(
     cuda = device.type == "cuda"
     on_gpu = torch.device(run_device or device).type == "cuda"
     sets = make_inputs(backend.spec, batch, clip_samples, timing, device)
-    capturable = cuda and (backend.name in TORCH_BACKENDS if graph_capturable is None else graph_capturable)
+    capturable = cuda and (backend.graph_capturable if graph_capturable is None else graph_capturable)
 
     def call(x: torch.Tensor, n: torch.Tensor | None) -> torch.Tensor:
         return backend(x, n) if backend.spec.kind == "waveform" else backend(x)

@@ -22,8 +22,6 @@ from ..runtime.base import Backend, InputKind, InputSpec
 from ..runtime.pytorch import PYTORCH_BACKENDS, open_pytorch_backend, spec_for
 
 INPUT_KINDS: tuple[InputKind, ...] = ("waveform", "fbank")
-# Backends whose work is torch kernels on torch's current stream: CUDA graph capture applies to them.
-TORCH_BACKENDS = frozenset({*PYTORCH_BACKENDS, "torchscript", "aoti"})
 
 
 class BenchSource:
@@ -93,14 +91,15 @@ class ArtifactSource(BenchSource):
 
     def unavailable(self, name: str, device: str) -> str | None:
         dev = torch.device(device)
-        if name == "aoti":
-            compiled_for = self._artifact("aoti").get("device", "cpu")
+        artifact = self._artifact(name)
+        if artifact is not None and artifact["format"] == "aoti":
+            compiled_for = artifact.get("device", "cpu")
             if compiled_for != dev.type:
                 return f"the AOTInductor package was compiled for {compiled_for}, not {dev.type}"
         return unavailable(name, dev)
 
-    def _artifact(self, name: str) -> dict:
-        return next(a for a in self.artifacts.manifest["artifacts"] if a["name"] == name)
+    def _artifact(self, name: str) -> dict | None:
+        return next((a for a in self.artifacts.manifest["artifacts"] if a["name"] == name), None)
 
     def describe(self) -> dict:
         return {**super().describe(), "artifacts": self.artifacts.artifact_names(), "input": self.artifacts.spec.kind}

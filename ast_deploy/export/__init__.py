@@ -1,7 +1,8 @@
 """``ast-deploy export``: a checkpoint becomes an artifact directory with a manifest.
 
 One module per target format (``torchscript``, ``onnx``, ``onnx_fp16``, ``onnx_int8``, ``aoti``,
-``tensorrt``), each exposing ``NAME``, ``FILE``, ``PRECISION``, ``REQUIRES``, ``unavailable()`` and
+``aoti_int8``, ``tensorrt``), each exposing ``NAME`` (the artifact), ``FORMAT`` (the runtime that
+runs it: several artifacts share one), ``FILE``, ``PRECISION``, ``REQUIRES``, ``unavailable()`` and
 ``build(graph, path, deps, options)``. This module orders them, builds intermediates a requested
 format needs (an FP16 ONNX for TensorRT, say) without publishing them, checks parity, and writes
 the directory atomically.
@@ -20,11 +21,11 @@ import torch
 from ..checkpoints import LoadOptions, load_checkpoint, save_checkpoint
 from ..errors import InputError, UnavailableError
 from ..fileio import atomic_dir, sha256_file, write_json
-from . import aoti, onnx, onnx_fp16, onnx_int8, tensorrt, torchscript
+from . import aoti, aoti_int8, onnx, onnx_fp16, onnx_int8, tensorrt, torchscript
 from .graph import BatchRange, ExportOptions, build_graph
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST
 
-FORMATS = {m.NAME: m for m in (torchscript, onnx, onnx_fp16, onnx_int8, aoti, tensorrt)}
+FORMATS = {m.NAME: m for m in (torchscript, onnx, onnx_fp16, onnx_int8, aoti, aoti_int8, tensorrt)}
 REFERENCE_DIR = "reference"
 
 
@@ -116,7 +117,7 @@ def export(
                     {
                         "name": name,
                         "file": fmt.FILE,
-                        "format": name,
+                        "format": fmt.FORMAT,
                         "precision": fmt.PRECISION,
                         "opset": info.pop("opset", None),
                         "sha256": sha256_file(path),

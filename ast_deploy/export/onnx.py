@@ -16,6 +16,7 @@ from ..errors import UnavailableError
 from .graph import ExportGraph, ExportOptions
 
 NAME = "onnx"
+FORMAT = "onnx"
 FILE = "model.onnx"
 PRECISION = "fp32"
 OPSET = 18  # TensorRT 10/11 parse opset <= 22; 18 is the first with LayerNormalization's final form

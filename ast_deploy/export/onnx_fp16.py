@@ -24,6 +24,7 @@ from . import onnx as onnx_export
 from .graph import ExportGraph, ExportOptions
 
 NAME = "onnx-fp16"
+FORMAT = "onnx"
 FILE = "model.fp16.onnx"
 PRECISION = "fp16"
 REQUIRES = ("onnx",)

@@ -16,6 +16,7 @@ from . import onnx as onnx_export
 from .graph import ExportGraph, ExportOptions
 
 NAME = "onnx-int8"
+FORMAT = "onnx"
 FILE = "model.int8.onnx"
 PRECISION = "int8"
 REQUIRES = ("onnx",)

@@ -20,6 +20,7 @@ from ..runtime.tensorrt import unavailable  # noqa: F401 - the exporter's availa
 from .graph import ExportGraph, ExportOptions
 
 NAME = "tensorrt"
+FORMAT = "tensorrt"
 FILE = "model.plan"
 PRECISION = "fp16"
 REQUIRES = ("onnx-fp16",)

@@ -12,6 +12,7 @@ import torch
 from .graph import ExportGraph, ExportOptions
 
 NAME = "torchscript"
+FORMAT = "torchscript"
 FILE = "model.ts"
 PRECISION = "fp32"
 REQUIRES: tuple[str, ...] = ()

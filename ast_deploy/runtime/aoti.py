@@ -12,6 +12,7 @@ from .base import Backend, InputSpec
 
 class AOTInductorBackend(Backend):
     name = "aoti"
+    graph_capturable = True
 
     def __init__(self, path: Path, spec: InputSpec, device: str | torch.device = "cpu", compiled_for: str = "cpu"):
         super().__init__(spec, device)

@@ -72,6 +72,8 @@ class Backend(abc.ABC):
 
     name: str = "backend"
     precision: str = "fp32"
+    # Its work is torch kernels launched on torch's current CUDA stream, so a CUDA graph can capture it.
+    graph_capturable: bool = False
 
     def __init__(self, spec: InputSpec, device: str | torch.device = "cpu"):
         self.spec = spec

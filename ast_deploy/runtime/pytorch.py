@@ -9,16 +9,20 @@ import torch
 from ..errors import InputError
 from ..frontend import KaldiFbank
 from ..model import ASTModel
+from ..quantize import quantize_int8
 from .base import Backend, InputSpec
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class PyTorchBackend(Backend):
+    graph_capturable = True
+
     """``ASTModel`` in PyTorch, with its front end (float32 always) when the input is a waveform.
 
     ``precision`` casts the network's weights (``fp32``/``bf16``/``fp16``); ``autocast`` instead
     keeps float32 weights and runs under ``torch.autocast``, the usual way people try bf16;
+    ``quantize="int8"`` swaps the blocks' linear layers for W8A8 ones (``ast_deploy/quantize.py``);
     ``compile`` wraps the network in ``torch.compile``.
     """
 
@@ -31,15 +35,20 @@ class PyTorchBackend(Backend):
         precision: str = "fp32",
         autocast: str | None = None,
         compile: bool = False,
+        quantize: str | None = None,
         name: str | None = None,
     ):
         super().__init__(spec, device)
-        self.precision = autocast or precision
+        self.precision = quantize or autocast or precision
         self.dtype = DTYPES[precision]
         self.autocast_dtype = DTYPES[autocast] if autocast else None
         self.frontend = frontend.to(self.device).eval() if frontend is not None else None
         self.model = model.to(self.device, self.dtype).eval()
-        self.network = torch.compile(self.model) if compile else self.model
+        if quantize == "int8":
+            quantize_int8(self.model)
+        # Freezing folds weights into the graph as constants (inference only), so Inductor can
+        # pre-pack them for its GEMM kernels.
+        self.network = torch.compile(self.model, options={"freezing": True}) if compile else self.model
         self.name = name or "pytorch"
 
     def _autocast(self):
@@ -77,6 +86,7 @@ PYTORCH_BACKENDS: dict[str, dict] = {
     "pytorch-autocast-fp16": {"autocast": "fp16"},
     "torch-compile": {"compile": True},
     "torch-compile-bf16": {"precision": "bf16", "compile": True},
+    "pytorch-int8": {"quantize": "int8", "compile": True},  # W8A8 GEMMs, float32 attention
 }
 
 

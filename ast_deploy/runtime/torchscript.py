@@ -12,6 +12,7 @@ from .base import Backend, InputSpec
 
 class TorchScriptBackend(Backend):
     name = "torchscript"
+    graph_capturable = True
 
     def __init__(self, path: Path, spec: InputSpec, device: str | torch.device = "cpu"):
         super().__init__(spec, device)

@@ -150,18 +150,21 @@ Classifier::Classifier(const std::string& artifact_dir, const std::string& backe
   Impl& m = *impl_;
   m.options = std::move(options);
   m.backend_name = backend;
-  const auto& table = backend_table();
-  const auto entry = std::find_if(table.begin(), table.end(), [&](const BackendEntry& e) { return backend == e.name; });
-  if (entry == table.end()) {
-    std::string known;
-    for (const auto& e : table) known += (known.empty() ? "" : ", ") + std::string(e.name);
-    throw BackendError("unknown backend '" + backend + "' (known: " + known + ")");
-  }
-  if (!entry->compiled) throw BackendError("backend '" + backend + "' is not compiled into this build (" + entry->how + ")");
   if (m.options.hop_seconds < 0) throw Error("hop must be positive, got " + std::to_string(m.options.hop_seconds));
 
   m.manifest = detail::read_manifest(artifact_dir);
+  // The backend argument names an artifact; its format says which implementation runs it
+  // (both "aoti" and "aoti-int8" are AOTInductor packages).
   const detail::Artifact& artifact = m.manifest.artifact(backend);
+  const auto& table = backend_table();
+  const auto entry =
+      std::find_if(table.begin(), table.end(), [&](const BackendEntry& e) { return artifact.format == e.name; });
+  if (entry == table.end()) {
+    std::string known;
+    for (const auto& e : table) known += (known.empty() ? "" : ", ") + std::string(e.name);
+    throw BackendError("artifact '" + backend + "' has format '" + artifact.format + "', which the C++ runtime does not run (it runs " + known + ")");
+  }
+  if (!entry->compiled) throw BackendError("backend '" + artifact.format + "' is not compiled into this build (" + entry->how + ")");
   m.file = m.manifest.verify(artifact, m.options.verify_sha256);
   m.labels = std::make_shared<const std::vector<std::string>>(m.manifest.labels);
   m.hop = m.options.hop_seconds > 0

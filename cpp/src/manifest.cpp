@@ -148,10 +148,11 @@ Manifest read_manifest(const std::string& dir) {
     const std::string where = "artifacts[" + std::to_string(i) + "]";
     try {
       art.name = a.str("name");
+      art.format = a.str("format");
       art.file = a.str("file");
       art.sha256 = a.str("sha256");
     } catch (const ManifestError&) {
-      r.fail(where + " lacks name, file or sha256");
+      r.fail(where + " lacks name, format, file or sha256");
     }
     if (artifacts[i].contains("device") && artifacts[i]["device"].is_string()) art.device = artifacts[i]["device"];
     if (artifacts[i].contains("precision") && artifacts[i]["precision"].is_string())

@@ -9,7 +9,8 @@
 namespace ast::detail {
 
 struct Artifact {
-  std::string name;       // "torchscript", "aoti", "tensorrt", "onnx", ...
+  std::string name;       // "torchscript", "aoti", "aoti-int8", "tensorrt", "onnx", ...
+  std::string format;     // what runs it: "torchscript", "aoti", "tensorrt", "onnx" (several names, one format)
   std::string file;       // relative to the artifact directory
   std::string sha256;     // lowercase hex
   std::string device;     // where it was compiled for ("cpu", "cuda"); "" when not recorded
