@@ -289,6 +289,7 @@ def export_cmd(
 ) -> None:
     """Export a checkpoint to TorchScript, ONNX (fp32/fp16/int8), AOTInductor and TensorRT, with a manifest."""
     from .export import ExportOptions, ParityFailure, export
+    from .parity import table as parity_report_table
 
     export_options = ExportOptions(
         workspace_gib=workspace_gib,
@@ -319,48 +320,7 @@ def export_cmd(
         except ParityFailure as e:
             err_console.print(f"error: {e}", markup=False, highlight=False)
             raise typer.Exit(1) from None
-    console.print(parity_table(manifest["artifacts"], title=f"{out} ({manifest['input']['kind']} input)"))
-
-
-def parity_table(rows: list[dict], title: str) -> Table:
-    """Artifacts (with a ``parity`` entry) or parity results as one table."""
-    columns = (
-        "backend",
-        "prec",
-        "max|Δlogit|",
-        "mean|Δlogit|",
-        "max|Δscore|",
-        "min cos",
-        "top-1",
-        "top-5",
-        "task",
-        "ok",
-    )
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("backend", "prec", "ok") else "right")
-    for row in rows:
-        p = row.get("parity", row)
-        if not p:
-            table.add_row(row["name"], row["precision"], *["-"] * 7, "not checked")
-            continue
-        task = p.get("task_metric")
-        top1 = f"{p['top1_agreement']:.0%}"
-        if p.get("top1_decisive") is not None:  # int8: agreement on clips with a clear winner, too
-            top1 += f" ({p['top1_decisive']:.0%} of {p['decisive_clips']})"
-        table.add_row(
-            p["backend"],
-            p["precision"],
-            f"{p['max_abs_logit']:.1e}",
-            f"{p['mean_abs_logit']:.1e}",
-            f"{p['max_abs_score']:.1e}",
-            f"{p['min_cosine']:.5f}",
-            top1,
-            f"{p['top5_agreement']:.0%}",
-            f"{task['metric']} {task['value']:.3f} ({task.get('difference', 0):+.3f})" if task else "-",
-            "yes" if p["passed"] else "NO: " + "; ".join(p["failures"]),
-        )
-    return table
+    console.print(parity_report_table(manifest["artifacts"], title=f"{out} ({manifest['input']['kind']} input)"))
 
 
 @app.command()
@@ -389,10 +349,14 @@ def parity(
     min_cosine: Annotated[Optional[float], typer.Option(help="Override the fp16/bf16 cosine bound.")] = None,
     min_top1: Annotated[Optional[float], typer.Option(help="Override the fp16/bf16 top-1 agreement bound.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
+    markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Write the table as markdown.")] = None,
 ) -> None:
     """Run every artifact and the PyTorch float32 reference on the same inputs; exit 1 if any fails."""
     from .artifacts import ArtifactDir
+    from .fileio import atomic_file
     from .parity import DEFAULT_THRESHOLDS, ParityInputs, Thresholds, audio_inputs, manifest_inputs, run_parity
+    from .parity import markdown as parity_markdown
+    from .parity import table as parity_report_table
     from .runtime.devices import check_device
 
     check_device(device)
@@ -424,12 +388,15 @@ def parity(
             thresholds=overrides,
             progress=lambda name: status.update(f"running {name} ..."),
         )
-    console.print(parity_table([r.to_dict() for r in report.results], title=f"parity: {report.inputs}"))
+    console.print(parity_report_table([r.to_dict() for r in report.results], title=f"parity: {report.inputs}"))
     if report.reference_task_metric:
         m = report.reference_task_metric
         console.print(f"reference (pytorch float32): {m['metric']} {m['value']:.4f}")
     if json_out:
         report.write_json(json_out)
+    if markdown_out:
+        with atomic_file(markdown_out) as f:
+            f.write(parity_markdown([r.to_dict() for r in report.results], f"parity of {directory}: {report.inputs}"))
     if not report.passed:
         raise typer.Exit(1)
 

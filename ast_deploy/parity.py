@@ -351,3 +351,47 @@ def run_parity(
             result.task_metric["difference"] = result.task_metric["value"] - ref_metric["value"]
         results.append(result)
     return ParityReport(inputs.description, len(inputs.windows), "pytorch float32 (cpu)", results, ref_metric)
+
+
+# Errors are absolute differences from the PyTorch float32 reference.
+COLUMNS = ("backend", "prec", "max Δlogit", "mean Δlogit", "max Δscore", "min cos", "top-1", "top-5", "task", "ok")
+
+
+def table_cells(rows: list[dict]) -> list[list[str]]:
+    """One row of :data:`COLUMNS` per artifact (with a ``parity`` entry) or parity result."""
+    cells = []
+    for row in rows:
+        p = row.get("parity", row)
+        if not p:
+            cells.append([row["name"], row["precision"], *["-"] * 7, "not checked"])
+            continue
+        task = p.get("task_metric")
+        top1 = f"{p['top1_agreement']:.0%}"
+        if p.get("top1_decisive") is not None:  # int8: agreement on clips with a clear winner, too
+            top1 += f" ({p['top1_decisive']:.0%} of {p['decisive_clips']})"
+        cells.append([
+            p["backend"], p["precision"], f"{p['max_abs_logit']:.1e}", f"{p['mean_abs_logit']:.1e}",
+            f"{p['max_abs_score']:.1e}", f"{p['min_cosine']:.5f}", top1, f"{p['top5_agreement']:.0%}",
+            f"{task['metric']} {task['value']:.3f} ({task.get('difference', 0):+.3f})" if task else "-",
+            "yes" if p["passed"] else "NO: " + "; ".join(p["failures"]),
+        ])  # fmt: skip
+    return cells
+
+
+def table(rows: list[dict], title: str):
+    """The parity results as a rich table."""
+    from rich.table import Table
+
+    out = Table(title=title)
+    for column in COLUMNS:
+        out.add_column(column, justify="left" if column in ("backend", "prec", "ok") else "right")
+    for cells in table_cells(rows):
+        out.add_row(*cells)
+    return out
+
+
+def markdown(rows: list[dict], title: str) -> str:
+    """The parity results as a markdown table."""
+    lines = [f"**{title}**", "", "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in table_cells(rows)]
+    return "\n".join(lines) + "\n"

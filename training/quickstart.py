@@ -1,4 +1,5 @@
-"""``ast-deploy quickstart``: data -> train -> evaluate on unseen voices -> predict, with no downloads.
+"""``ast-deploy quickstart``: data -> train -> evaluate on unseen voices -> export -> parity -> bench
+-> predict, with no downloads.
 
 The run is a list of named steps (:data:`STEPS`), each a function of the shared
 :class:`Quickstart` state that returns its results for ``summary.json``. Adding a step (export,
@@ -44,6 +45,10 @@ class Quickstart:
     def checkpoint(self) -> Path:
         """The model later steps use: the epoch with the best validation accuracy."""
         return self.run_dir / "best"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.out / "artifacts"
 
 
 Step = Callable[[Quickstart], dict]
@@ -102,8 +107,86 @@ def evaluate_model(qs: Quickstart) -> dict:
     }
 
 
+def export_artifacts(qs: Quickstart) -> dict:
+    """The best checkpoint -> every format this machine produces (waveform in: the front end is inside
+    the graph), each checked against PyTorch float32 before it is published."""
+    from ast_deploy.export import export
+
+    manifest = export(
+        qs.checkpoint, qs.artifacts_dir, force=True, log=lambda m: console.print(m, markup=False, highlight=False)
+    )
+    return {
+        "dir": str(qs.artifacts_dir),
+        "artifacts": {
+            a["name"]: {
+                "precision": a["precision"],
+                "mib": round(a["bytes"] / 2**20, 2),
+                "parity_passed": a["parity"]["passed"],
+            }
+            for a in manifest["artifacts"]
+        },
+        "skipped": {s["name"]: s["reason"] for s in manifest["skipped"]},
+    }
+
+
+def parity_on_unseen_voices(qs: Quickstart, clips: int = 200) -> dict:
+    """Every artifact and the float32 reference on held-out test clips: agreement and each one's accuracy."""
+    from ast_deploy.artifacts import ArtifactDir
+    from ast_deploy.parity import manifest_inputs, run_parity, table
+
+    artifacts = ArtifactDir(qs.artifacts_dir)
+    inputs = manifest_inputs(
+        qs.data_dir / "test.csv", artifacts.labels, artifacts.spec.num_samples, artifacts.spec.sample_rate, clips
+    )
+    report = run_parity(artifacts, inputs=inputs)
+    report.write_json(qs.out / "parity.json")
+    console.print(table([r.to_dict() for r in report.results], f"parity on {report.inputs}"))
+    return {
+        "passed": report.passed,
+        "clips": report.num_inputs,
+        "reference_accuracy": report.reference_task_metric["value"],
+        "backends": {
+            r.backend: {
+                "accuracy": r.task_metric["value"],
+                "top1_agreement": r.top1_agreement,
+                "max_abs_logit": r.max_abs_logit,
+                "passed": r.passed,
+            }
+            for r in report.results
+        },
+    }
+
+
+def benchmark(qs: Quickstart) -> dict:
+    """A short latency/throughput run of the deployable backends at batch 1 and 8 on this machine."""
+    from ast_deploy.bench import ProgressDisplay, Timing, make_plan, report, run
+    from ast_deploy.bench.plan import backend_listing
+    from ast_deploy.bench.sources import open_source
+
+    wanted = ["pytorch", "torchscript", "onnx", "onnx-int8", "aoti", "aoti-int8", "tensorrt"]
+    available, _ = backend_listing(open_source(qs.artifacts_dir), "cpu")
+    plan = make_plan(
+        qs.artifacts_dir,
+        backends=[b for b in wanted if b in available],
+        batch_sizes="1,8",
+        timing=Timing(warmup=2, seconds=2.0),
+        isolation="backend",
+    )
+    with ProgressDisplay(console, len(plan.backends) * len(plan.batch_sizes)) as progress:
+        doc = run(plan, progress)
+    for t in report.console_tables(doc):
+        console.print(t)
+    report.write(doc, qs.out / "bench.json", qs.out / "bench.md")
+    ok = [r for r in doc["results"] if r["status"] == "ok"]
+    return {
+        "json": str(qs.out / "bench.json"),
+        "clips_per_s": {f"{r['backend']}@{r['batch']}": round(r["throughput_clips_per_s"], 1) for r in ok},
+        "p50_ms_batch1": {r["backend"]: round(r["latency_ms"]["p50"], 2) for r in ok if r["batch"] == 1},
+    }
+
+
 def predict_examples(qs: Quickstart, count: int = 2) -> dict:
-    """``ast_deploy.load(checkpoint).predict(files)``: the deployment API on a few test clips."""
+    """``ast_deploy.load(artifacts).predict(files)``: the deployment API on a few test clips."""
     import csv
 
     import ast_deploy
@@ -112,7 +195,8 @@ def predict_examples(qs: Quickstart, count: int = 2) -> dict:
         rows = list(csv.reader(f))[1:]
     stride = max(1, len(rows) // count)
     picks = [rows[(k * stride + k) % len(rows)] for k in range(count)]  # +k: a different word each
-    classifier = ast_deploy.load(qs.checkpoint)
+    source = qs.artifacts_dir if (qs.artifacts_dir / "manifest.json").is_file() else qs.checkpoint
+    classifier = ast_deploy.load(source)
     try:
         predictions = classifier.predict([qs.data_dir / path for path, _ in picks], top_k=3)
     finally:
@@ -123,13 +207,16 @@ def predict_examples(qs: Quickstart, count: int = 2) -> dict:
         shown = ", ".join(f"{t['label']} {t['score']:.2f}" for t in top)
         console.print(f"{path}: said [bold]{truth}[/bold] -> {shown}")
         out.append({"file": path, "truth": truth, "top": [{"label": t["label"], "score": t["score"]} for t in top]})
-    return {"predictions": out}
+    return {"model": str(source), "backend": classifier.backend.name, "predictions": out}
 
 
 STEPS: list[tuple[str, Step]] = [
     ("data", generate_data),
     ("train", train_model),
     ("evaluate", evaluate_model),
+    ("export", export_artifacts),
+    ("parity", parity_on_unseen_voices),
+    ("bench", benchmark),
     ("predict", predict_examples),
 ]
 

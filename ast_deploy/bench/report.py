@@ -46,7 +46,7 @@ def table(doc: dict, kind: str) -> tuple[list[str], list[list[str]]]:
     quality = _any(rows, lambda r: r["quality"] is not None)
     roofline = doc.get("roofline") is not None
     headers = ["backend", "prec", "batch", "p50 ms", "p99 ms", "clips/s", "RTF", *(f"× {b}" for b in baselines)]
-    headers += ["% of floor"] * roofline + ["top-1", "min cos"] * quality
+    headers += ["% of floor"] * roofline + ["top-1", "top-1 decisive", "min cos"] * quality
     headers += ["peak RSS MiB"] * memory + ["GPU peak MiB"] * gpu + ["CUDA graph"] * graphs + ["load + 1st s", "notes"]
     out = []
     for r in rows:
@@ -59,7 +59,12 @@ def table(doc: dict, kind: str) -> tuple[list[str], list[list[str]]]:
             line.append(fmt(fraction * 100 if fraction is not None else None, "%"))
         if quality:
             q = r["quality"] or {}
-            line += [f"{q['top1_agreement']:.0%}" if q else "-", f"{q['min_cosine']:.5f}" if q else "-"]
+            decisive = q.get("top1_decisive")
+            line += [
+                f"{q['top1_agreement']:.0%}" if q else "-",
+                f"{decisive:.0%} of {q['decisive_clips']}" if decisive is not None else "-",
+                f"{q['min_cosine']:.5f}" if q else "-",
+            ]
         mem = r["memory"] or {}
         line += [fmt(mem.get("rss_peak_mib"))] * memory + [fmt(mem.get("gpu_peak_allocated_mib"))] * gpu
         line += [r["cuda_graph"] or "-"] * graphs
