@@ -87,6 +87,18 @@ def write_json(path: str | Path, data) -> None:
         f.write("\n")
 
 
+def read_json_object(path: str | Path, what: str = "JSON") -> dict:
+    """A JSON file that must hold an object; :class:`InputError` naming the file otherwise."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot read {what} ({e})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: {what} is not a JSON object")
+    return data
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

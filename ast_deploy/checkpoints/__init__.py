@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import InputError
-from ..fileio import atomic_dir, write_json
+from ..fileio import atomic_dir, read_json_object, write_json
 from ..frontend import NORM_PRESETS, FrontEndConfig
 from ..labels import builtin_label_set, generic_labels, read_label_csv
 from ..model import ASTConfig, ASTModel
@@ -152,7 +152,7 @@ def _load_huggingface(path: Path, options: LoadOptions) -> Checkpoint:
     config_path = path / "config.json"
     if not config_path.is_file():
         raise InputError(f"{path}: directory has no config.json (not a Hugging Face AST directory)")
-    cfg = huggingface.read_json(config_path)
+    cfg = read_json_object(config_path)
     config = huggingface.config_from_json(cfg, str(config_path))
     if options.activation:
         config = config.replace(activation=options.activation)
@@ -163,7 +163,7 @@ def _load_huggingface(path: Path, options: LoadOptions) -> Checkpoint:
     weights = _read_hf_weights(path)
     sd = huggingface.to_model_state_dict(weights, config.depth, str(path))
     pre_path = path / "preprocessor_config.json"
-    pre = huggingface.read_json(pre_path) if pre_path.is_file() else {}
+    pre = read_json_object(pre_path) if pre_path.is_file() else {}
     frontend = huggingface.frontend_from_json(pre, config, str(pre_path))
     if options.norm:
         mean, std = _norm(options, options.norm)

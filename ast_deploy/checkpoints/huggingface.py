@@ -10,9 +10,6 @@ We write the 4.x names, which transformers 4.x loads natively and 5.x converts o
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 
 from ..errors import InputError
@@ -223,11 +220,3 @@ def frontend_to_json(fe: FrontEndConfig) -> dict:
     }
 
 
-def read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: cannot read JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object")
-    return data

@@ -22,11 +22,10 @@ Layout (``format_version`` 1)::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import sha256_file
+from ..fileio import read_json_object, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "ast-deploy-artifacts"
@@ -39,12 +38,7 @@ def read_manifest(directory: str | Path) -> dict:
     path = directory / MANIFEST
     if not path.is_file():
         raise InputError(f"{directory}: no {MANIFEST} (not an artifact directory written by 'ast-deploy export')")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: unreadable manifest ({e})") from None
-    if not isinstance(manifest, dict):
-        raise InputError(f"{path}: manifest is not a JSON object")
+    manifest = read_json_object(path, "manifest")
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise InputError(f"{path}: manifest lacks {', '.join(missing)}")
