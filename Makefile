@@ -33,6 +33,7 @@ $(VENV)/.installed: pyproject.toml | system-deps
 
 test: setup
 	$(VENV)/bin/ruff check ast_deploy training benchmarks tests
+	$(VENV)/bin/ruff format --check ast_deploy training benchmarks tests
 	$(PY) -m pytest -q
 
 quickstart: setup

@@ -362,6 +362,89 @@ def ratio_lines(doc: dict) -> list[str]:
     return lines
 
 
+# Issue 5's targets for AST-base at 1024 frames. CPU: the best backend at batch 1 against both
+# transformers baselines, at float32-like quality. GPU: half of the measured matmul peak.
+CPU_SPEEDUP_TARGETS = {"transformers": 3.0, "transformers-autocast-bf16": 1.3}
+MIN_COSINE, MIN_TOP1 = 0.999, 0.99
+GPU_FLOOR_FRACTION = 0.5
+
+
+def _target(name: str, row: dict, value: float | None, threshold: float) -> dict:
+    met = value is not None and value >= threshold
+    return {"target": name, "input": row["input"], "backend": row["backend"], "batch": row["batch"],
+            "value": value, "threshold": threshold, "met": met}  # fmt: skip
+
+
+def check_targets(doc: dict) -> list[dict]:
+    """Each target with the figure measured for it (see ``CPU_SPEEDUP_TARGETS``).
+
+    The CPU candidate is the fastest of this toolkit's batch-1 backends whose quality passes
+    (worst-clip cosine, and top-1 agreement on the decisive clips where the run has them: with
+    random weights most clips are near-ties that any rounding may flip).
+    """
+    ok = [r for r in doc["results"] if r["status"] == "ok" and r["backend"] not in BASELINES]
+    out: list[dict] = []
+    if doc["settings"]["device"].startswith("cuda"):
+        low = [r for r in ok if r["precision"] in ("fp16", "bf16") and r["roofline_fraction"] is not None]
+        if low:
+            best = max(low, key=lambda r: r["roofline_fraction"])
+            out.append(_target("fraction of the matmul peak", best, best["roofline_fraction"], GPU_FLOOR_FRACTION))
+        return out
+
+    def top1(r: dict) -> float | None:
+        q = r["quality"] or {}
+        return q.get("top1_decisive") if q.get("top1_decisive") is not None else q.get("top1_agreement")
+
+    def passes(r: dict) -> bool:
+        q = r["quality"]
+        return q is not None and q["min_cosine"] >= MIN_COSINE and (top1(r) or 0) >= MIN_TOP1
+
+    for kind in ("fbank", "waveform"):
+        rows = [r for r in ok if r["input"] == kind and r["batch"] == 1]
+        if not rows:
+            continue
+        best = max([r for r in rows if passes(r)] or rows, key=lambda r: r["throughput_clips_per_s"])
+        for baseline, threshold in CPU_SPEEDUP_TARGETS.items():
+            out.append(_target(f"speed-up over {baseline}", best, (best["speedup"] or {}).get(baseline), threshold))
+        q = best["quality"] or {}
+        out.append(_target("min cosine", best, q.get("min_cosine"), MIN_COSINE))
+        out.append(_target("top-1 agreement", best, top1(best), MIN_TOP1))
+    return out
+
+
+def target_lines(doc: dict) -> list[str]:
+    """The targets as sentences for the markdown report and the console."""
+    lines = []
+    by_place: dict[tuple[str, str], list[dict]] = {}
+    for t in doc.get("targets", []):
+        by_place.setdefault((t["input"], t["backend"]), []).append(t)
+    rows = {(r["input"], r["backend"], r["batch"]): r for r in doc["results"]}
+    for (kind, backend), targets in by_place.items():
+        row = rows[(kind, backend, targets[0]["batch"])]
+        what = "model only" if kind == "fbank" else "end to end"
+        parts = []
+        for t in targets:
+            value, name = t["value"], t["target"]
+            as_percent = "agreement" in name or "fraction" in name
+            if name.startswith("speed-up"):
+                shown, bound = ("-" if value is None else f"{value:.2f}×"), f"{t['threshold']}×"
+            elif as_percent:
+                shown, bound = ("-" if value is None else f"{value:.1%}"), f"{t['threshold']:.0%}"
+            else:
+                shown, bound = ("-" if value is None else f"{value:.5f}"), f"{t['threshold']:g}"
+            parts.append(f"{name} {shown} (target ≥ {bound}: {'met' if t['met'] else 'NOT met'})")
+        q = row["quality"] or {}
+        extra = ""
+        if q.get("top1_decisive") is not None:
+            extra = (f"; top-1 agreement is on the {q['decisive_clips']} clips whose reference top-1 leads by "
+                     f"≥ {q['decisive_margin']} logits (all {q['clips']} clips: {q['top1_agreement']:.0%})")  # fmt: skip
+        floor = f"; {row['roofline_fraction']:.0%} of the bf16 matmul floor" if row["roofline_fraction"] else ""
+        lines.append(
+            f"Targets, {what}, batch {row['batch']}, best backend {backend}: {'; '.join(parts)}{floor}{extra}."
+        )
+    return lines
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -392,7 +475,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--audio", type=Path, action="append", help="more audio for the quality check (repeatable)")
     p.add_argument("--out", type=Path, help="output directory (default benchmarks/results/<machine>)")
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="measure nothing: check the targets of an earlier side_by_side.json and rewrite it, "
+                   "its .md and .png")  # fmt: skip
     args = p.parse_args(argv)
+    if args.render:
+        return args
     from ast_deploy.bench.plan import parse_batch_sizes
     from ast_deploy.runtime.devices import check_device
 
@@ -431,12 +519,32 @@ def choose_backends(args) -> tuple[list[str], dict[str, str]]:
     return [n for n in requested if not reasons[n]], {n: r for n, r in reasons.items() if r}
 
 
+def render(path: Path) -> list[Path]:
+    """Targets and reports of an earlier run, re-derived from its JSON (no measurement)."""
+    from ast_deploy.fileio import read_json_object
+
+    doc = read_json_object(path, "side-by-side results")
+    if doc.get("kind") != "ast-deploy-side-by-side":
+        raise InputError(f"{path}: not a side_by_side.json (kind {doc.get('kind')!r})")
+    doc["targets"] = check_targets(doc)
+    doc["notes"] = [n for n in doc.get("notes", []) if not n.startswith("Targets, ")] + target_lines(doc)
+    validate(doc)
+    machine = path.parent.name
+    title = f"AST side by side: transformers vs ast-deploy ({machine}, {doc['settings']['device']})"
+    return report.write(doc, path, path.with_suffix(".md"), path.with_suffix(".png"), title=title)
+
+
 def main(argv: list[str] | None = None) -> int:
-    import transformers
     from rich.console import Console
 
     console, err = Console(), Console(stderr=True)
     args = parse_args(argv)
+    if args.render:
+        for path in render(args.render):
+            err.print(f"wrote {path}", markup=False, highlight=False)
+        return 0
+    import transformers
+
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")  # 128 bins at 16 kHz
     if args.threads:
@@ -497,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         "attention": attention,
         "feature_extractor": extractor_kind,
     }
+    doc["targets"] = check_targets(doc)
+    doc["notes"] += target_lines(doc)
     validate(doc)
     if console.width >= 160:
         for table in report.console_tables(doc):

@@ -382,3 +382,46 @@ def test_side_by_side_bad_input(side_by_side, args):
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA device"):
             side_by_side.parse_args(["--device", "cuda"])
+
+
+def _side_by_side_row(backend: str, clips_per_s: float, speedup: dict | None, min_cosine: float) -> dict:
+    quality = {"clips": 30, "top1_agreement": 0.8, "top1_decisive": 1.0, "decisive_clips": 12,
+               "decisive_margin": 0.05, "min_cosine": min_cosine}  # fmt: skip
+    return {"backend": backend, "input": "fbank", "batch": 1, "status": "ok", "precision": "int8",
+            "throughput_clips_per_s": clips_per_s, "speedup": speedup, "quality": quality,
+            "roofline_fraction": 0.8}  # fmt: skip
+
+
+def test_side_by_side_targets_take_the_fastest_backend_that_keeps_quality(side_by_side):
+    doc = {
+        "settings": {"device": "cpu"},
+        "results": [
+            _side_by_side_row("transformers", 0.6, None, 1.0),
+            _side_by_side_row("sloppy", 2.0, {"transformers": 3.3, "transformers-autocast-bf16": 2.2}, 0.99),
+            _side_by_side_row("good", 1.4, {"transformers": 2.3, "transformers-autocast-bf16": 1.5}, 0.9996),
+        ],
+    }
+    targets = {t["target"]: t for t in side_by_side.check_targets(doc)}
+    assert {t["backend"] for t in targets.values()} == {"good"}  # "sloppy" is faster but fails cosine
+    assert targets["speed-up over transformers"]["value"] == 2.3 and not targets["speed-up over transformers"]["met"]
+    assert targets["speed-up over transformers-autocast-bf16"]["met"] and targets["min cosine"]["met"]
+    assert targets["top-1 agreement"]["value"] == 1.0  # the decisive clips, not the near-ties
+    doc["targets"] = list(targets.values())
+    (line,) = side_by_side.target_lines(doc)
+    assert "best backend good" in line and "2.30× (target ≥ 3.0×: NOT met)" in line and "80% of the bf16" in line
+
+
+def test_side_by_side_render_rechecks_a_committed_run(side_by_side, tmp_path):
+    committed = sorted((REPO_ROOT / "benchmarks" / "results").glob("*/side_by_side.json"))
+    if not committed:
+        pytest.skip("no committed side-by-side run")
+    pytest.importorskip("matplotlib")
+    path = tmp_path / committed[0].parent.name / "side_by_side.json"
+    path.parent.mkdir()
+    shutil.copy(committed[0], path)
+    written = side_by_side.render(path)
+    assert {p.suffix for p in written} == {".json", ".md", ".png"}
+    doc = json.loads(path.read_text())
+    validate(doc)
+    assert doc["targets"] and all(t["backend"] not in side_by_side.BASELINES for t in doc["targets"])
+    assert "Targets, model only, batch 1" in path.with_suffix(".md").read_text()

@@ -262,12 +262,18 @@ def test_bench_mode(host, artifact):
 def test_benchmark_script(host, artifact, tmp_path):
     out = tmp_path / "cpp_latency"
     script = REPO_ROOT / "benchmarks" / "cpp_latency.py"
-    flags = ("--host", host, "--iters", "3", "--warmup", "1", "--out", out)
+    flags = ("--host", host, "--iters", "3", "--warmup", "1", "--threads", "1", "--out", out)
     proc = _run([sys.executable, script, artifact, *flags], timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.with_suffix(".json").read_text())
-    assert report["result"]["latency_ms"]["p50"] > 0 and report["machine"]["torch"] == torch.__version__
-    assert "p50" in out.with_suffix(".md").read_text()
+    cpp, python = report["cpp"], report["python"]
+    assert cpp["backend"] == python["backend"] == "torchscript" and cpp["threads"] == python["threads"]["torch"] == 1
+    assert python["iterations"] == cpp["iters"] == 3 and python["batch"] == 1
+    for latency in (cpp["latency_ms"], python["latency_ms"]):
+        assert 0 < latency["min"] <= latency["p50"] <= latency["p99"]
+    assert report["environment"]["libraries"]["torch"] == torch.__version__
+    table = out.with_suffix(".md").read_text()
+    assert "| C++ `ast_classify` torchscript | 1 | 1 |" in table and "| Python `ast-deploy` torchscript |" in table
 
 
 def test_tensorrt_backend_compiles_against_api_stub():

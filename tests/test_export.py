@@ -219,6 +219,36 @@ def test_corrupted_artifact_fails_parity(exported, tmp_path):
     assert results["torchscript"]["passed"]
 
 
+def test_int8_decision_rule_forgives_near_ties_only():
+    """INT8 is judged on clips the reference decides clearly (margin >= 0.05 logits): flipping near-ties
+    passes, flipping more than 1 % of the decisive clips fails, and a turned logit vector fails on cosine."""
+    from ast_deploy.parity import compare
+
+    gen = torch.Generator().manual_seed(0)
+    ref = torch.randn(200, 10, generator=gen)
+    top2 = ref.topk(2).indices
+    margin = ref.gather(1, top2[:, :1]) - ref.gather(1, top2[:, 1:])
+    near, clear = (margin[:, 0] < 0.05).nonzero()[:, 0], (margin[:, 0] >= 0.05).nonzero()[:, 0]
+    clear = clear[margin[clear, 0].argsort()]  # the least clear first: flipping them keeps the cosine high
+    assert len(near) >= 2 and len(clear) >= 150
+
+    def flipped(rows: torch.Tensor) -> torch.Tensor:
+        out = ref.clone()
+        out[rows, top2[rows, 1]] += margin[rows, 0] + 0.01  # the runner-up overtakes
+        return out
+
+    rule = DEFAULT_THRESHOLDS["int8"]
+    ok = compare("int8", "int8", flipped(near[:2]), ref, "softmax", rule, None)
+    assert ok.passed and ok.top1_agreement < 1 and ok.top1_decisive == 1.0 and ok.decisive_clips == len(clear)
+    one = compare("int8", "int8", flipped(clear[:1]), ref, "softmax", rule, None)
+    assert one.passed and one.top1_decisive == 1 - 1 / len(clear)  # 1 of >= 150: within 99 %
+    many = compare("int8", "int8", flipped(clear[:4]), ref, "softmax", rule, None)
+    assert many.min_cosine >= 0.99 and len(many.failures) == 1
+    assert "top-1 agreement on clips decided by >= 0.05 logits 0.97" in many.failures[0]
+    turned = compare("int8", "int8", ref + 2.0 * torch.randn(200, 10, generator=gen), ref, "softmax", rule, None)
+    assert any(f.startswith("min cosine") for f in turned.failures)
+
+
 def test_tampered_artifact_is_refused_by_hash(exported, tmp_path):
     tampered = tmp_path / "tampered"
     shutil.copytree(exported, tampered)

@@ -141,6 +141,9 @@ def parity_on_unseen_voices(qs: Quickstart, clips: int = 200) -> dict:
     report = run_parity(artifacts, inputs=inputs)
     report.write_json(qs.out / "parity.json")
     console.print(table([r.to_dict() for r in report.results], f"parity on {report.inputs}"))
+    for r in report.results:
+        if not r.passed:
+            console.print(f"[bold red]{r.backend} fails parity on unseen voices: {'; '.join(r.failures)}[/bold red]")
     return {
         "passed": report.passed,
         "clips": report.num_inputs,

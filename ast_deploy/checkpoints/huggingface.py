@@ -218,5 +218,3 @@ def frontend_to_json(fe: FrontEndConfig) -> dict:
             "high_freq": fe.high_freq,
         },
     }
-
-
