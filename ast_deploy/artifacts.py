@@ -19,8 +19,6 @@ from .pipeline import Classifier
 from .runtime.base import Backend, InputSpec
 from .runtime.pytorch import PYTORCH_BACKENDS, open_pytorch_backend
 
-# Backends that run an artifact file; "onnx-trt" runs the FP16 ONNX in ONNX Runtime's TensorRT provider.
-ARTIFACT_BACKENDS = ("tensorrt", "onnx", "onnx-fp16", "onnx-int8", "onnx-trt", "torchscript", "aoti")
 PREFERRED = {
     "cuda": ("tensorrt", "onnx-fp16", "torchscript", "aoti", "pytorch"),
     "cpu": ("onnx", "torchscript", "aoti", "pytorch"),
@@ -62,7 +60,7 @@ class ArtifactDir:
 
     def backend_names(self) -> list[str]:
         names = [*self.artifact_names(), *PYTORCH_BACKENDS]
-        if "onnx-fp16" in names:
+        if "onnx-fp16" in names:  # the FP16 ONNX in ONNX Runtime's TensorRT provider
             names.append("onnx-trt")
         return names
 
@@ -81,8 +79,7 @@ class ArtifactDir:
             # A waveform artifact's reference takes the same padded windows; a fbank one, the features.
             frontend = KaldiFbank(ckpt.frontend) if self.spec.kind == "waveform" else None
             return open_pytorch_backend(name, model, frontend, self.spec, device)
-        known = self.artifact_names() + (["onnx-trt"] if "onnx-fp16" in self.artifact_names() else [])
-        if name not in known:
+        if name not in self.backend_names():
             raise InputError(f"unknown backend {name!r}; this directory has: {', '.join(self.backend_names())}")
         artifact = find_artifact(self.manifest, "onnx-fp16" if name == "onnx-trt" else name, self.path)
         path = verify_artifact(self.path, artifact)

@@ -56,9 +56,3 @@ def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
     return prepare_audio(samples, sample_rate, target_rate, where=str(path))
-
-
-def audio_info(path: str | Path) -> tuple[int, int, float]:
-    """(sample_rate, channels, seconds) of a file without decoding it."""
-    info = sf.info(str(path))
-    return info.samplerate, info.channels, info.duration

@@ -291,11 +291,7 @@ def export_cmd(
     from .export import ExportOptions, ParityFailure, export
     from .parity import table as parity_report_table
 
-    export_options = ExportOptions(
-        workspace_gib=workspace_gib,
-        optimization_level=opt_level,
-        timing_cache=out.parent / f".{out.name}.tensorrt-timing.cache",
-    )
+    export_options = ExportOptions(workspace_gib=workspace_gib, optimization_level=opt_level)
     with err_console.status("exporting ...") as status:
 
         def log(message: str) -> None:
@@ -332,7 +328,8 @@ def parity(
     manifest: Annotated[
         Optional[Path],
         typer.Option(
-            "--manifest", help="Labelled manifest (authors' JSON or CSV path,label;label): adds the task metric."
+            "--manifest",
+            help="Labelled manifest (authors' JSON, CSV path,label;label, or a folder per class): adds the task metric.",
         ),
     ] = None,
     n: Annotated[

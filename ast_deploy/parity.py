@@ -11,7 +11,6 @@ the reference. Thresholds depend on the artifact's precision (:data:`DEFAULT_THR
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,8 +19,8 @@ import numpy as np
 import torch
 
 from .audio import load_audio
-from .errors import InputError
 from .frontend import KaldiFbank
+from .labels import LABEL_SETS, LabelSet, builtin_label_set
 from .model import apply_activation
 from .pipeline import cut_windows
 from .runtime.base import Backend
@@ -172,46 +171,32 @@ def audio_inputs(paths: list[Path], window: int, sample_rate: int) -> ParityInpu
     return ParityInputs(np.concatenate(windows), np.concatenate(lengths), f"{len(paths)} audio files")
 
 
+def model_label_set(labels: list[str]) -> LabelSet:
+    """The model's labels; with the machine ids of the shipped set they come from, if any, so that the
+    authors' JSON manifests (which name labels by mid) resolve."""
+    for name in LABEL_SETS:
+        known = builtin_label_set(name)
+        if known.names == labels:
+            return known
+    return LabelSet(list(labels), list(labels))
+
+
 def manifest_inputs(
     manifest: Path, labels: list[str], window: int, sample_rate: int, limit: int | None
 ) -> ParityInputs:
-    """The first window of each clip of a labelled manifest (authors' JSON or CSV ``path,label;label``)."""
-    index = {name: i for i, name in enumerate(labels)}
-    rows = _read_labelled_manifest(manifest)
-    if limit:
-        rows = rows[:limit]
-    windows, lengths, targets = [], [], []
-    for path, names in rows:
-        unknown = [n for n in names if n not in index]
-        if unknown:
-            raise InputError(f"{manifest}: label {unknown[0]!r} of {path} is not one of the model's labels")
-        w, n, _ = cut_windows(load_audio(path, sample_rate), window, window)
+    """The first window of each clip of a labelled manifest (any format ``ast_deploy.manifests`` reads)."""
+    from .manifests import read_split
+
+    examples = read_split(manifest, model_label_set(labels), multi_label=True).examples[:limit]
+    windows, lengths = [], []
+    for example in examples:
+        w, n, _ = cut_windows(load_audio(example.path, sample_rate), window, window)
         windows.append(w[:1])
         lengths.append(n[:1])
-        targets.append([index[n] for n in names])
-    if not rows:
-        raise InputError(f"{manifest}: no clips")
-    return ParityInputs(np.concatenate(windows), np.concatenate(lengths), f"{len(rows)} clips of {manifest}", targets)
-
-
-def _read_labelled_manifest(path: Path) -> list[tuple[Path, list[str]]]:
-    import csv
-
-    if not path.is_file():
-        raise InputError(f"{path}: no such manifest")
-    base = path.parent
-    if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))["data"]
-            rows = [(Path(d["wav"]), [s for s in str(d["labels"]).split(",") if s]) for d in data]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise InputError(f"{path}: not an authors'-format manifest ({e})") from None
-    else:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [(Path(r[0]), [s for s in r[1].split(";") if s]) for r in csv.reader(f) if len(r) >= 2]
-        if rows and rows[0][0].name == "path":
-            rows = rows[1:]
-    return [(p if p.is_absolute() else base / p, names) for p, names in rows]
+    targets = [list(e.labels) for e in examples]
+    return ParityInputs(
+        np.concatenate(windows), np.concatenate(lengths), f"{len(examples)} clips of {manifest}", targets
+    )
 
 
 # --- comparison -------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from ast_deploy.bench.schema import validate
 from ast_deploy.bench.sources import ArtifactSource, CheckpointSource, unavailable
 from ast_deploy.checkpoints import LoadOptions
 from ast_deploy.errors import InputError
-from ast_deploy.export import FORMATS
+from ast_deploy.export import ARTIFACT_BACKENDS
 from ast_deploy.frontend import KaldiFbank
 from ast_deploy.labels import generic_labels
 from ast_deploy.parity import ParityInputs, Thresholds, compare, run_backend
@@ -62,7 +62,6 @@ REPO = Path(__file__).resolve().parents[1]
 SPEECH = REPO.parent / "shared" / "fixtures" / "speech_16k.wav"
 BASELINES = ["transformers", "transformers-autocast-bf16"]
 DECISIVE_MARGIN = 0.05  # logits; INT8's logit error here is ~0.05, bf16's ~0.02
-ARTIFACTS = (*FORMATS, "onnx-trt")  # every export format, plus the FP16 ONNX in ORT's TensorRT provider
 DEFAULT_BACKENDS = {
     "cpu": [
         "pytorch", "pytorch-autocast-bf16", "pytorch-bf16", "torch-compile", "torch-compile-bf16", "pytorch-int8",
@@ -143,7 +142,7 @@ def artifact_dirs(args, checkpoint: Path, work: Path, names: list[str], log) -> 
     for path in args.artifacts or []:
         a = ArtifactDir(path)
         dirs[a.spec.kind] = a
-    wanted = [n for n in dict.fromkeys("onnx-fp16" if n == "onnx-trt" else n for n in names) if n in ARTIFACTS]
+    wanted = [n for n in dict.fromkeys("onnx-fp16" if n == "onnx-trt" else n for n in names) if n in ARTIFACT_BACKENDS]
     formats = [n for n in wanted if not FORMATS[n].unavailable()]
     for kind in args.inputs:
         out = work / f"artifacts-{kind}"
@@ -238,7 +237,7 @@ class Ours:
         return self.checkpoint.config
 
     def offers(self, name: str, kind: InputKind) -> bool:
-        if name in ARTIFACTS:
+        if name in ARTIFACT_BACKENDS:
             return kind in self.artifacts and name in self.artifacts[kind].backend_names()
         return True
 
@@ -249,7 +248,7 @@ class Ours:
         return self.checkpoint.clip_samples(kind)
 
     def open(self, name: str, kind: InputKind, device: torch.device, threads: int | None) -> Backend:
-        if name in ARTIFACTS:
+        if name in ARTIFACT_BACKENDS:
             return self.artifacts[kind].open(name, device, threads)
         return self.checkpoint.open(name, kind, str(device), threads)
 
@@ -425,10 +424,9 @@ def target_lines(doc: dict) -> list[str]:
         parts = []
         for t in targets:
             value, name = t["value"], t["target"]
-            as_percent = "agreement" in name or "fraction" in name
             if name.startswith("speed-up"):
                 shown, bound = ("-" if value is None else f"{value:.2f}×"), f"{t['threshold']}×"
-            elif as_percent:
+            elif "agreement" in name or "fraction" in name:
                 shown, bound = ("-" if value is None else f"{value:.1%}"), f"{t['threshold']:.0%}"
             else:
                 shown, bound = ("-" if value is None else f"{value:.5f}"), f"{t['threshold']:g}"
@@ -500,7 +498,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def choose_backends(args) -> tuple[list[str], dict[str, str]]:
     """This toolkit's backends to run: --backends (each must be available) or the device's defaults."""
     device = torch.device(args.device)
-    known = set(DEFAULT_BACKENDS["cpu"] + DEFAULT_BACKENDS["cuda"]) | set(ARTIFACTS)
+    known = set(DEFAULT_BACKENDS["cpu"] + DEFAULT_BACKENDS["cuda"]) | set(ARTIFACT_BACKENDS)
     from ast_deploy.runtime.pytorch import PYTORCH_BACKENDS
 
     known |= set(PYTORCH_BACKENDS)
@@ -519,6 +517,14 @@ def choose_backends(args) -> tuple[list[str], dict[str, str]]:
     return [n for n in requested if not reasons[n]], {n: r for n, r in reasons.items() if r}
 
 
+def write_reports(doc: dict, out: Path) -> list[Path]:
+    """``side_by_side.{json,md,png}`` in ``out``."""
+    device = doc["settings"]["device"]
+    machine = environment.machine_name(doc["environment"], device)
+    title = f"AST side by side: transformers vs ast-deploy ({machine}, {device})"
+    return report.write(doc, *(out / f"side_by_side.{ext}" for ext in ("json", "md", "png")), title=title)
+
+
 def render(path: Path) -> list[Path]:
     """Targets and reports of an earlier run, re-derived from its JSON (no measurement)."""
     from ast_deploy.fileio import read_json_object
@@ -529,9 +535,7 @@ def render(path: Path) -> list[Path]:
     doc["targets"] = check_targets(doc)
     doc["notes"] = [n for n in doc.get("notes", []) if not n.startswith("Targets, ")] + target_lines(doc)
     validate(doc)
-    machine = path.parent.name
-    title = f"AST side by side: transformers vs ast-deploy ({machine}, {doc['settings']['device']})"
-    return report.write(doc, path, path.with_suffix(".md"), path.with_suffix(".png"), title=title)
+    return write_reports(doc, path.parent)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -613,8 +617,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(table)
     for line in [*ratio_lines(doc), *notes]:
         console.print(line, markup=False, highlight=False)
-    title = f"AST side by side: transformers vs ast-deploy ({machine}, {args.device})"
-    for path in report.write(doc, *(out / f"side_by_side.{ext}" for ext in ("json", "md", "png")), title=title):
+    for path in write_reports(doc, out):
         err.print(f"wrote {path}", markup=False, highlight=False)
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 

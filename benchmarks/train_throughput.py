@@ -29,10 +29,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ast_deploy.frontend import FrontEndConfig
+from ast_deploy.manifests import Example
 from ast_deploy.model import ASTConfig, ASTModel
 from training.augment import AugmentConfig
 from training.config import TrainConfig
-from training.data import AudioDataset, EpochSampler, Example, make_loader
+from training.data import AudioDataset, EpochSampler, make_loader
 from training.evaluate import autocast
 from training.train import build_optimizer, cpu_supports_bf16, loss_function
 

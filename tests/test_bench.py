@@ -287,6 +287,7 @@ def test_machine_name_is_a_safe_file_name():
     [
         (["--backends", "no-such-backend"], ["unknown backend 'no-such-backend'", "available here: torchscript, onnx"]),
         (["--backends", "tensorrt"], ["'tensorrt'", "no such artifact", "available here:"]),
+        (["--backends", "aoti-int8"], ["'aoti-int8'", "no such artifact", "available here:"]),
         (["--batch-sizes", "0,x"], ["--batch-sizes '0,x'", "'0' is not a positive integer"]),
         (["--batch-sizes", "1,2.5"], ["'2.5' is not a positive integer"]),
         (["--input", "fbank"], ["takes waveform input only"]),
@@ -313,9 +314,10 @@ def test_cuda_on_a_machine_without_one(artifacts):
     assert_input_error(run_cli("bench", artifacts, "--device", "cuda"), "no CUDA device")
 
 
-def test_checkpoint_backends_need_artifacts():
-    line = assert_input_error(run_cli("bench", TINY_PTH, *authors_flags(TINY_CASE), "--backends", "onnx"))
-    assert "ast-deploy export" in line
+@pytest.mark.parametrize("backend", ["onnx", "aoti-int8", "onnx-trt"])  # every export format, not a list of some
+def test_checkpoint_backends_need_artifacts(backend):
+    line = assert_input_error(run_cli("bench", TINY_PTH, *authors_flags(TINY_CASE), "--backends", backend))
+    assert f"backend {backend!r} runs an exported artifact" in line and "ast-deploy export" in line
 
 
 def test_list_backends(artifacts):

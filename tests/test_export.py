@@ -280,6 +280,29 @@ def test_parity_on_a_labelled_manifest_reports_the_task_metric(exported, tmp_pat
     onnx_metric = data["results"][0]["task_metric"]
     assert onnx_metric["metric"] == "mAP" and abs(onnx_metric["difference"]) < 1e-6
 
+    # The same clips as the authors' JSON and as a folder per class (the reader training uses).
+    authors = tmp_path / "labelled.json"
+    entries = [{"wav": row.split(",")[0], "labels": row.split(",")[1]} for row in rows]
+    authors.write_text(json.dumps({"data": entries}))
+    for i, row in enumerate(rows):
+        (tmp_path / "folders" / row.split(",")[1]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / f"clip{i}.wav", tmp_path / "folders" / row.split(",")[1] / f"clip{i}.wav")
+    for manifest in (authors, tmp_path / "folders"):
+        result = run_cli("parity", exported, "--manifest", manifest, "--backends", "onnx", "--json", report)
+        assert result.code == 0, result.stderr
+        again = json.loads(report.read_text())
+        assert again["num_inputs"] == 3, manifest
+        assert again["reference_task_metric"]["value"] == pytest.approx(data["reference_task_metric"]["value"])
+
+
+def test_parity_labels_carry_the_machine_ids_of_a_shipped_label_set():
+    from ast_deploy.labels import builtin_label_set
+    from ast_deploy.parity import model_label_set
+
+    audioset = builtin_label_set("audioset")
+    assert model_label_set(audioset.names).mids == audioset.mids  # authors' JSON manifests name labels by mid
+    assert model_label_set(["yes", "no"]).mids == ["yes", "no"]
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -322,10 +345,10 @@ def test_tensorrt_request_without_tensorrt_is_one_line(tmp_path):
 requires_tensorrt = pytest.mark.skipif(tensorrt_missing() is not None, reason=f"{tensorrt_missing()}")
 
 
-@requires_tensorrt
-@pytest.mark.tensorrt
-def test_tensorrt_engine_builds_and_passes_parity(tmp_path):
-    out = tmp_path / "trt"
+@pytest.fixture(scope="module")
+def tensorrt_exported(tmp_path_factory) -> tuple[Path, dict]:
+    """One engine build (profile 1:4:8) shared by the TensorRT tests: building engines is slow."""
+    out = tmp_path_factory.mktemp("tensorrt") / "trt"
     manifest = export(
         TINY_PTH,
         out,
@@ -334,30 +357,28 @@ def test_tensorrt_engine_builds_and_passes_parity(tmp_path):
         load_options=authors_options("tiny_t100_f10t10"),
         log=lambda m: None,
     )
-    engine = next(a for a in manifest["artifacts"] if a["name"] == "tensorrt")
-    assert engine["parity"]["passed"] and engine["builder"]["strongly_typed"]
-    assert (tmp_path / ".trt.tensorrt-timing.cache").stat().st_size > 0
+    return out, manifest
 
 
 @requires_tensorrt
 @pytest.mark.tensorrt
-def test_tensorrt_runtime_runs_every_batch_of_the_profile(tmp_path):
-    out = tmp_path / "trt"
-    export(
-        TINY_PTH,
-        out,
-        to="tensorrt",
-        batch="1:2:4",
-        load_options=authors_options("tiny_t100_f10t10"),
-        log=lambda m: None,
-    )
-    artifacts = ArtifactDir(out)
+def test_tensorrt_engine_builds_and_passes_parity(tensorrt_exported):
+    out, manifest = tensorrt_exported
+    engine = next(a for a in manifest["artifacts"] if a["name"] == "tensorrt")
+    assert engine["parity"]["passed"] and engine["builder"]["strongly_typed"]
+    assert (out.parent / ".trt.tensorrt-timing.cache").stat().st_size > 0
+
+
+@requires_tensorrt
+@pytest.mark.tensorrt
+def test_tensorrt_runtime_runs_every_batch_of_the_profile(tensorrt_exported):
+    artifacts = ArtifactDir(tensorrt_exported[0])
     engine, reference = artifacts.open("tensorrt", "cuda"), artifacts.open("pytorch", "cpu")
-    for batch in (1, 3, 4):
+    for batch in (1, 3, 8):
         x, n = _inputs(artifacts, batch)
         x = x + torch.randn_like(x) * 0.1
         got = engine(x.cuda(), n.cuda()).cpu()
         cos = torch.nn.functional.cosine_similarity(got, reference(x, n), dim=-1)
         assert got.shape == (batch, 10) and float(cos.min()) >= 0.999
     with pytest.raises(InputError, match="outside the exported range"):
-        engine(*_inputs(artifacts, 5))
+        engine(*_inputs(artifacts, 9))

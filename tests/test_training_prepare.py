@@ -12,7 +12,7 @@ import soundfile as sf
 
 from ast_deploy.errors import InputError
 from ast_deploy.labels import builtin_label_set, read_label_csv
-from training.data import read_split
+from ast_deploy.manifests import read_split
 from training.prepare import prepare_audioset, prepare_esc50, prepare_speechcommands
 
 

@@ -28,10 +28,6 @@ class AugmentConfig:
     mixup_alpha: float = 10.0
     noise: bool = False
 
-    @property
-    def active(self) -> bool:
-        return bool(self.freqm or self.timem or self.mixup or self.noise)
-
 
 def sample_rng(seed: int, epoch: int, position: int) -> np.random.Generator:
     """The generator for one draw: independent streams for every (seed, epoch, position)."""

@@ -13,9 +13,10 @@ from rich.table import Table
 from ast_deploy.checkpoints import LoadOptions, load_checkpoint
 from ast_deploy.errors import InputError
 from ast_deploy.labels import LabelSet, read_label_csv
+from ast_deploy.manifests import label_set_from_names, read_split
 from ast_deploy.model import ASTModel, apply_activation
 
-from .data import AudioDataset, ShardSampler, check_files, label_set_from_names, make_loader, read_split
+from .data import AudioDataset, ShardSampler, check_files, make_loader
 from .metrics import compute_metrics
 
 

@@ -32,8 +32,7 @@ from ast_deploy.audio import load_audio
 from ast_deploy.errors import InputError
 from ast_deploy.fileio import write_json
 from ast_deploy.labels import LABEL_SETS, LabelSet, read_label_csv
-
-from .data import AUDIO_EXTENSIONS
+from ast_deploy.manifests import AUDIO_EXTENSIONS
 
 ESC50_MID = "/m/07rwj{:02d}"  # the authors' made-up mids for ESC-50's 50 classes
 

@@ -16,8 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ast_deploy.frontend import FrontEndConfig
 from ast_deploy.labels import read_label_csv
+from ast_deploy.manifests import read_split
 
-from .data import AudioDataset, ShardSampler, check_files, make_loader, read_split
+from .data import AudioDataset, ShardSampler, check_files, make_loader
 
 
 def dataset_stats(

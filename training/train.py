@@ -56,11 +56,12 @@ from ast_deploy.errors import InputError
 from ast_deploy.fileio import atomic_dir, write_json
 from ast_deploy.frontend import FrontEndConfig
 from ast_deploy.labels import LabelSet, read_label_csv
+from ast_deploy.manifests import Split, read_split
 from ast_deploy.model import ASTModel
 
 from .augment import AugmentConfig, balanced_weights
 from .config import TrainConfig, apply, config_from_dict, for_fold, load_config, parse_overrides
-from .data import AudioDataset, EpochSampler, ShardSampler, Split, check_files, make_loader, read_split
+from .data import AudioDataset, EpochSampler, ShardSampler, check_files, make_loader
 from .evaluate import autocast, predict, scores_from_logits
 from .init_weights import initial_model
 from .metrics import compute_metrics

@@ -120,7 +120,7 @@ def describe_listing(available: list[str], unavailable: dict[str, str]) -> str:
 
 
 def _not_offered(name: str, source: BenchSource) -> str:
-    from ..artifacts import ARTIFACT_BACKENDS
+    from ..export import ARTIFACT_BACKENDS
 
     if name not in ARTIFACT_BACKENDS:
         return f"unknown backend {name!r}"

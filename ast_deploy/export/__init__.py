@@ -10,6 +10,7 @@ the directory atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import tempfile
 import time
@@ -26,6 +27,8 @@ from .graph import BatchRange, ExportOptions, build_graph
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST
 
 FORMATS = {m.NAME: m for m in (torchscript, onnx, onnx_fp16, onnx_int8, aoti, aoti_int8, tensorrt)}
+# Backends that run an artifact: one per format, plus the FP16 ONNX in ONNX Runtime's TensorRT provider.
+ARTIFACT_BACKENDS = (*FORMATS, "onnx-trt")
 REFERENCE_DIR = "reference"
 
 
@@ -99,7 +102,9 @@ def export(
             log(f"skipping {name}: {reason}")
     if not requested:
         raise UnavailableError("no requested format can be produced on this machine")
-    options = options or ExportOptions(timing_cache=out.parent / f".{out.name}.tensorrt-timing.cache")
+    options = options or ExportOptions()
+    if options.timing_cache is None:  # beside the output directory, so that re-exports reuse it
+        options = dataclasses.replace(options, timing_cache=out.parent / f".{out.name}.tensorrt-timing.cache")
 
     with atomic_dir(out, overwrite=force) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as scratch:
         save_checkpoint(tmp / REFERENCE_DIR, ckpt.config, ckpt.state_dict, ckpt.labels, ckpt.frontend)
@@ -210,4 +215,4 @@ def _sha256_dir(path: Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["FORMATS", "ExportOptions", "ParityFailure", "export", "parse_formats"]
+__all__ = ["ARTIFACT_BACKENDS", "FORMATS", "ExportOptions", "ParityFailure", "export", "parse_formats"]

@@ -49,7 +49,7 @@ class ExportOptions:
 
     workspace_gib: float = 4.0
     optimization_level: int = 3  # TensorRT's default; 5 searches longer for a faster engine
-    timing_cache: Path | None = None  # persisted TensorRT timing cache (kept across re-exports)
+    timing_cache: Path | None = None  # persisted TensorRT timing cache; None: beside the output directory
 
 
 @dataclass
