@@ -29,6 +29,8 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q -e '.[dev]'
+	# tritonserver for 'ast-deploy serve' and its tests: only the bundled binary is used (docs/serving.md)
+	$(PIP) install -q --no-deps nvidia-pytriton==0.7.0
 	touch $@
 
 test: setup

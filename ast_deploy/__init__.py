@@ -28,17 +28,19 @@ def load(
         from .artifacts import open_classifier
 
         return open_classifier(path, backend=backend, device=device)
-    from .runtime.pytorch import PyTorchBackend, spec_for
+    from .runtime import registry
+    from .runtime.pytorch import open_pytorch_backend, spec_for
 
+    backend = backend or "pytorch"
+    if registry.get(backend).runs_artifact:
+        raise InputError(
+            f"backend {backend!r} needs an exported artifact directory; a checkpoint runs "
+            f"the PyTorch backends ({', '.join(registry.reference_backends())})"
+        )
     ckpt = load_checkpoint(path, options)
     frontend = KaldiFbank(ckpt.frontend)
     model = ckpt.build_model()
-    precision = {"pytorch": "fp32", "pytorch-bf16": "bf16", "pytorch-fp16": "fp16", None: "fp32"}.get(backend)
-    if precision is None:
-        raise InputError(f"backend {backend!r} needs an exported artifact directory; a checkpoint runs 'pytorch'")
-    runtime = PyTorchBackend(
-        model, frontend, spec_for(frontend, model), device=device, precision=precision, name=backend
-    )
+    runtime = open_pytorch_backend(backend, model, frontend, spec_for(frontend, model), device)
     return Classifier(runtime, ckpt.frontend, ckpt.labels, ckpt.config.activation)
 
 

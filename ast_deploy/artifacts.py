@@ -16,13 +16,9 @@ from .errors import InputError
 from .export.manifest import find_artifact, read_manifest, verify_artifact
 from .frontend import FrontEndConfig, KaldiFbank
 from .pipeline import Classifier
+from .runtime import registry
 from .runtime.base import Backend, InputSpec
-from .runtime.pytorch import PYTORCH_BACKENDS, open_pytorch_backend
-
-PREFERRED = {
-    "cuda": ("tensorrt", "onnx-fp16", "torchscript", "aoti", "pytorch"),
-    "cpu": ("onnx", "torchscript", "aoti", "pytorch"),
-}
+from .runtime.pytorch import open_pytorch_backend
 
 
 class ArtifactDir:
@@ -58,11 +54,20 @@ class ArtifactDir:
     def artifact_names(self) -> list[str]:
         return [a["name"] for a in self.manifest["artifacts"]]
 
+    def artifact(self, name: str) -> dict | None:
+        """The manifest entry of artifact ``name``, or ``None``."""
+        return next((a for a in self.manifest["artifacts"] if a["name"] == name), None)
+
     def backend_names(self) -> list[str]:
-        names = [*self.artifact_names(), *PYTORCH_BACKENDS]
-        if "onnx-fp16" in names:  # the FP16 ONNX in ONNX Runtime's TensorRT provider
-            names.append("onnx-trt")
-        return names
+        """Backends that can run this directory: its artifacts' (variants included) and the PyTorch ones."""
+        have = self.artifact_names()
+        variants = [n for n, e in registry.entries().items() if e.artifact and e.artifact in have]
+        return [*have, *registry.reference_backends(), *variants, *registry.remote_backends()]
+
+    def unavailable(self, name: str, device: str | torch.device) -> str | None:
+        """Why backend ``name`` cannot run on ``device`` here, or ``None``."""
+        entry = registry.get(name)
+        return registry.unavailable(name, device, self.artifact(entry.artifact_name) if entry.runs_artifact else None)
 
     def reference_checkpoint(self) -> Checkpoint:
         ref = self.manifest.get("reference")
@@ -73,55 +78,31 @@ class ArtifactDir:
     def open(self, name: str, device: str | torch.device = "cpu", threads: int | None = None) -> Backend:
         """A backend by name: an artifact of the manifest or a PyTorch variant of the reference weights."""
         device = torch.device(device)
-        if name in PYTORCH_BACKENDS:
+        if name not in self.backend_names():
+            raise InputError(f"unknown backend {name!r}; this directory has: {', '.join(self.backend_names())}")
+        entry = registry.get(name)
+        if entry.option("remote"):  # a served model of this directory (ast_deploy.runtime.triton)
+            return registry.module(entry).open_remote(entry, self, device)
+        if not entry.runs_artifact:
             ckpt = self.reference_checkpoint()
             model = ckpt.build_model()
             # A waveform artifact's reference takes the same padded windows; a fbank one, the features.
             frontend = KaldiFbank(ckpt.frontend) if self.spec.kind == "waveform" else None
             return open_pytorch_backend(name, model, frontend, self.spec, device)
-        if name not in self.backend_names():
-            raise InputError(f"unknown backend {name!r}; this directory has: {', '.join(self.backend_names())}")
-        artifact = find_artifact(self.manifest, "onnx-fp16" if name == "onnx-trt" else name, self.path)
+        artifact = find_artifact(self.manifest, entry.artifact_name, self.path)
+        if artifact["format"] != entry.format:  # the manifest says which runtime runs it, not the name
+            raise InputError(f"{self.path}: artifact {name!r} has format {artifact['format']!r}, not {entry.format!r}")
         path = verify_artifact(self.path, artifact)
-        backend = self._open_artifact(name, artifact, path, device, threads)
-        backend.name, backend.precision = name, artifact["precision"]
+        backend = registry.module(entry).open_artifact(entry, path, self.spec, device, threads, artifact)
+        # A variant may run its artifact at another precision (openvino-bf16 runs the float32 IR in bf16):
+        # its own entry says which; an artifact's name runs at the manifest's precision.
+        backend.name, backend.precision = name, entry.precision if entry.artifact else artifact["precision"]
         return backend
 
-    def _open_artifact(
-        self, name: str, artifact: dict, path: Path, device: torch.device, threads: int | None
-    ) -> Backend:
-        fmt = artifact["format"]  # the runtime that runs it; the name only tells artifacts apart
-        if fmt == "torchscript":
-            from .runtime.torchscript import TorchScriptBackend
-
-            return TorchScriptBackend(path, self.spec, device)
-        if fmt == "aoti":
-            from .runtime.aoti import AOTInductorBackend
-
-            return AOTInductorBackend(path, self.spec, device, compiled_for=artifact.get("device", "cpu"))
-        if fmt == "tensorrt":
-            from .runtime.tensorrt import TensorRTBackend
-
-            return TensorRTBackend(path, self.spec, device)
-        if fmt == "onnx":
-            from .runtime.onnxruntime import OnnxRuntimeBackend
-
-            provider = "tensorrt" if name == "onnx-trt" else device.type
-            return OnnxRuntimeBackend(path, self.spec, artifact["precision"], provider, threads, name=name)
-        raise InputError(f"{self.path}: artifact {name!r} has unknown format {fmt!r}")
-
     def default_backend(self, device: str | torch.device = "cpu") -> str:
-        kind = torch.device(device).type
-        have = set(self.artifact_names())
-        for name in PREFERRED[kind]:
-            if name in have or name == "pytorch":
-                if name == "tensorrt":
-                    from .runtime.tensorrt import unavailable
-
-                    if unavailable():
-                        continue
-                return name
-        return "pytorch"
+        """The best backend this directory offers on ``device`` (registry ranks), PyTorch as the fallback."""
+        offered = self.backend_names()
+        return registry.preferred(device, offered, {a["name"]: a for a in self.manifest["artifacts"]})
 
 
 def open_classifier(path: str | Path, backend: str | None = None, device: str = "cpu") -> Classifier:

@@ -3,6 +3,7 @@ mixed down to mono and resampled with a band-limited resampler (soxr) to the mod
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +13,17 @@ import soxr
 from .errors import InputError
 
 SAMPLE_RATE = 16000
+# libsoxr's quality for every resampling here (one-shot and streaming: the same filter).
+RESAMPLE_QUALITY = "HQ"
 
 
-def prepare_audio(samples, sample_rate: int, target_rate: int = SAMPLE_RATE, where: str = "audio") -> np.ndarray:
-    """(N,) or (N, channels) samples at ``sample_rate`` -> mono float32 (N',) at ``target_rate``.
+def to_mono(samples, where: str = "audio", first_sample: int = 0) -> np.ndarray:
+    """(N,) or (N, channels) numeric samples -> mono float32 (N,) at the same rate, checked.
 
-    A 2-D array is read as (frames, channels), soundfile's layout; channels are averaged.
+    Integer PCM is scaled to [-1, 1); a 2-D array is read as (frames, channels), soundfile's layout,
+    and its channels are averaged. ``first_sample`` is the position of ``samples[0]`` in a longer
+    signal (a stream's chunk, a file's block), so that errors name the sample in the whole signal.
     """
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise InputError(f"{where}: sample rate must be a positive integer, got {sample_rate!r}")
     x = np.asarray(samples)
     if x.dtype.kind not in "fiu":
         raise InputError(f"{where}: samples must be numeric, got dtype {x.dtype}")
@@ -32,14 +35,63 @@ def prepare_audio(samples, sample_rate: int, target_rate: int = SAMPLE_RATE, whe
         x = x.mean(axis=1)
     elif x.ndim != 1:
         raise InputError(f"{where}: expected samples of shape (N,) or (N, channels), got {x.shape}")
-    if x.size == 0:
-        raise InputError(f"{where}: audio has no samples")
     if not np.isfinite(x).all():
-        bad = int(np.flatnonzero(~np.isfinite(x))[0])
+        bad = first_sample + int(np.flatnonzero(~np.isfinite(x))[0])
         raise InputError(f"{where}: audio contains NaN or infinite samples (first at sample {bad})")
+    return x
+
+
+def check_rate(sample_rate, where: str = "audio") -> int:
+    if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate <= 0:
+        raise InputError(f"{where}: sample rate must be a positive integer, got {sample_rate!r}")
+    return int(sample_rate)
+
+
+def prepare_audio(samples, sample_rate: int, target_rate: int = SAMPLE_RATE, where: str = "audio") -> np.ndarray:
+    """(N,) or (N, channels) samples at ``sample_rate`` -> mono float32 (N',) at ``target_rate``.
+
+    A 2-D array is read as (frames, channels), soundfile's layout; channels are averaged.
+    """
+    check_rate(sample_rate, where)
+    x = np.asarray(samples)
+    if x.dtype.kind in "fiu" and x.ndim in (1, 2) and x.size == 0:
+        raise InputError(f"{where}: audio has no samples")
+    x = to_mono(x, where)
     if sample_rate != target_rate:
-        x = soxr.resample(x, sample_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+        x = soxr.resample(x, sample_rate, target_rate, quality=RESAMPLE_QUALITY).astype(np.float32, copy=False)
     return np.ascontiguousarray(x)
+
+
+def open_audio(path: str | Path) -> sf.SoundFile:
+    """An open sound file for block reads (:func:`read_blocks`); errors as one line."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an audio file")
+    try:
+        return sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise InputError(f"{path}: not a readable audio file ({str(e).strip() or e.__class__.__name__})") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def read_blocks(f: sf.SoundFile, frames: int, where: str) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of up to ``frames`` frames at the file's rate, decoded one at a time.
+
+    Concatenated they equal ``to_mono(sf.read(path, dtype="float32", always_2d=True)[0])`` exactly.
+    """
+    position = 0
+    while True:
+        try:
+            block = f.read(frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise InputError(f"{where}: cannot decode ({str(e).strip() or e.__class__.__name__})") from None
+        if len(block) == 0:
+            return
+        yield to_mono(block, where, first_sample=position)
+        position += len(block)
 
 
 def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE) -> np.ndarray:

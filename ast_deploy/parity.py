@@ -53,6 +53,27 @@ DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
 }
 
 
+def threshold_overrides(
+    max_abs_logit: float | None = None, min_cosine: float | None = None, min_top1: float | None = None
+) -> dict[str, Thresholds]:
+    """Thresholds replacing :data:`DEFAULT_THRESHOLDS` (``run_parity(thresholds=...)``), from the CLI's bounds.
+
+    ``max_abs_logit`` bounds float32 artifacts; ``min_cosine`` and ``min_top1`` both fp16 and bf16
+    ones, where a bound not given keeps its default. Bounds not given override nothing.
+    """
+    overrides = {}
+    if max_abs_logit is not None:
+        overrides["fp32"] = Thresholds(max_abs_logit=max_abs_logit)
+    if min_cosine is not None or min_top1 is not None:
+        for precision in ("fp16", "bf16"):
+            base = DEFAULT_THRESHOLDS[precision]
+            overrides[precision] = Thresholds(
+                min_cosine=min_cosine if min_cosine is not None else base.min_cosine,
+                min_top1=min_top1 if min_top1 is not None else base.min_top1,
+            )
+    return overrides
+
+
 @dataclass
 class ParityInputs:
     """Waveform windows (and their valid lengths) plus optional labels (indices per clip)."""
@@ -80,6 +101,7 @@ class BackendParity:
     decisive_clips: int | None = None
     task_metric: dict | None = None
     failures: list[str] = field(default_factory=list)
+    crosscheck: dict | None = None  # a second judge's verdict (parity --crosscheck polygraphy); not ours
 
     @property
     def passed(self) -> bool:
@@ -88,6 +110,8 @@ class BackendParity:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["passed"] = self.passed
+        if d["crosscheck"] is None:
+            del d["crosscheck"]
         return d
 
 
@@ -160,6 +184,13 @@ def synthetic_signals(n: int, num_samples: int, sample_rate: int, seed: int = 0)
             x[lengths[i] :] = 0.0
         out[i] = x.astype(np.float32)
     return out, lengths
+
+
+def synthetic_inputs(artifacts, n: int = 16, seed: int = 0) -> ParityInputs:
+    """What :func:`run_parity` compares on when given no inputs: ``n`` seeded signals of the artifact's window."""
+    window = artifacts.spec.num_samples or artifacts.frontend_config.window_samples
+    windows, lengths = synthetic_signals(n, window, artifacts.spec.sample_rate, seed)
+    return ParityInputs(windows, lengths, f"{n} seeded synthetic signals (seed {seed})")
 
 
 def audio_inputs(paths: list[Path], window: int, sample_rate: int) -> ParityInputs:
@@ -309,9 +340,7 @@ def run_parity(
     spec = artifacts.spec
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     if inputs is None:
-        window = spec.num_samples or artifacts.frontend_config.window_samples
-        windows, lengths = synthetic_signals(n, window, spec.sample_rate, seed)
-        inputs = ParityInputs(windows, lengths, f"{n} seeded synthetic signals (seed {seed})")
+        inputs = synthetic_inputs(artifacts, n, seed)
     frontend = KaldiFbank(artifacts.frontend_config)
     batch = max(spec.min_batch, min(artifacts.manifest["input"]["batch"]["opt"], spec.max_batch or 8, 8))
     reference = artifacts.open("pytorch", "cpu")

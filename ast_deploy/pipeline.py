@@ -2,22 +2,27 @@
 
 Audio longer than the model's window is cut into windows (default hop: one window; the last
 window is aligned to the end of the audio); each window's scores are aggregated by mean and max.
-A clip shorter than the window is zero padded in the feature domain, as in training.
+A clip shorter than the window is zero padded in the feature domain, as in training. Files and
+arrays go through the stream of :mod:`.streaming` (decoded, resampled, cut and scored one block and
+one batch at a time); :func:`window_starts` is the rule it follows (docs/streaming.md).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .audio import load_audio, prepare_audio
+from .audio import check_rate
 from .errors import InputError
 from .frontend import FrontEndConfig, KaldiFbank
 from .model import apply_activation
 from .runtime.base import Backend
+from .streaming import AudioStream, hop_samples, score_array, score_file
 
 AudioInput = str | Path | tuple[np.ndarray, int]
 
@@ -126,29 +131,44 @@ class Classifier:
             return self.backend(x)
         return self.backend(x, n)
 
+    def score_batch(self, windows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Scores (activation of the logits) of one batch of windows (B, window) with valid lengths (B,)."""
+        rows = len(windows)
+        pad = self.backend.spec.min_batch - rows
+        if pad > 0:  # engines built for a minimum batch: repeat the last row, drop its result
+            windows = np.concatenate([windows, np.repeat(windows[-1:], pad, 0)])
+            lengths = np.concatenate([lengths, np.repeat(lengths[-1:], pad)])
+        logits = self.logits(windows, lengths)[:rows]
+        return apply_activation(logits.float(), self.activation).cpu().numpy()
+
+    def stream(
+        self,
+        hop: float | None = None,
+        window: float | None = None,
+        sample_rate: int | None = None,
+        batch_size: int = 8,
+    ) -> AudioStream:
+        """A live stream: ``push(chunk)`` returns the windows each chunk completes, ``flush()`` ends it.
+
+        ``hop`` and ``window`` in seconds (default: the model's window, and hop = window);
+        ``sample_rate``: the rate of the pushed audio (default: the model's; others are resampled).
+        """
+        window_samples = None
+        if window is not None:
+            if not np.isfinite(window) or window <= 0:
+                raise InputError(f"window must be positive, got {window}")
+            window_samples = round(window * self.sample_rate)
+        return AudioStream(
+            self, hop_samples(hop, self.sample_rate), window_samples, sample_rate, batch_size=batch_size, eager=True
+        )
+
     def scores(self, samples: np.ndarray, hop: int | None = None, batch_size: int = 8) -> tuple[np.ndarray, list[int]]:
-        """Per-window scores of one mono signal at the model's rate: ((windows, labels), starts)."""
-        min_samples = int(self.frontend_config.window_size)
-        if len(samples) < min_samples:
-            raise InputError(
-                f"audio is {len(samples) / self.sample_rate * 1000:.1f} ms long, shorter than one "
-                f"{self.frontend_config.frame_length_ms:g} ms analysis frame"
-            )
-        windows, lengths, starts = cut_windows(samples, self.window, hop or self.window)
-        max_batch = self.backend.spec.max_batch or batch_size
-        step = max(1, min(batch_size, max_batch))
-        out = []
-        for i in range(0, len(windows), step):
-            batch, n = windows[i : i + step], lengths[i : i + step]
-            pad = self.backend.spec.min_batch - len(batch)
-            if pad > 0:  # engines built for a minimum batch: repeat the last row, drop its result
-                batch, n = (
-                    np.concatenate([batch, np.repeat(batch[-1:], pad, 0)]),
-                    np.concatenate([n, np.repeat(n[-1:], pad)]),
-                )
-            logits = self.logits(batch, n)[: len(windows[i : i + step])]
-            out.append(apply_activation(logits.float(), self.activation).cpu().numpy())
-        return np.concatenate(out), starts
+        """Per-window scores of one mono signal at the model's rate: ((windows, labels), starts).
+
+        Windows are cut and scored one batch at a time (never all at once).
+        """
+        scored = score_array(self, samples, hop=hop, batch_size=batch_size, where="audio")
+        return scored.scores, scored.starts
 
     def predict(
         self,
@@ -156,29 +176,27 @@ class Classifier:
         top_k: int = 5,
         hop_seconds: float | None = None,
         batch_size: int = 8,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> list[Prediction]:
+        """Predictions for files or ``(samples, rate)`` arrays, each streamed through the model one
+        block and one batch at a time. ``progress(source, windows done, windows expected)``."""
         if isinstance(inputs, (str, Path, tuple)):
             inputs = [inputs]
-        hop = None
-        if hop_seconds is not None:
-            if hop_seconds <= 0:
-                raise InputError(f"hop must be positive, got {hop_seconds}")
-            hop = max(1, round(hop_seconds * self.sample_rate))
+        hop = hop_samples(hop_seconds, self.sample_rate)
         results = []
         for item in inputs:
+            source = "<array>" if isinstance(item, tuple) else str(item)
+            report = None if progress is None else functools.partial(progress, source)
             if isinstance(item, tuple):
                 samples, rate = item
-                source = "<array>"
-                samples = prepare_audio(samples, rate, self.sample_rate, where=source)
+                check_rate(rate, source)
+                scored = score_array(self, samples, rate, hop, batch_size, where=source, progress=report)
             else:
-                source = str(item)
-                samples = load_audio(item, self.sample_rate)
-            try:
-                window_scores, starts = self.scores(samples, hop, batch_size)
-            except InputError as e:
-                raise InputError(f"{source}: {e}") from None
+                scored = score_file(self, item, hop, batch_size, progress=report)
             results.append(
-                Prediction(source, self.sample_rate, len(samples), starts, self.window, self.labels, window_scores)
+                Prediction(
+                    source, self.sample_rate, scored.num_samples, scored.starts, self.window, self.labels, scored.scores
+                )
             )
         return results
 

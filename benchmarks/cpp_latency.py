@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ast_deploy.bench import Timing, make_plan, run
 from ast_deploy.bench.environment import collect, machine_name
-from ast_deploy.fileio import atomic_file, read_json_object, write_json
+from ast_deploy.export.manifest import artifact_bytes, primary_file, read_manifest
+from ast_deploy.fileio import atomic_file, write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOST = REPO_ROOT / "build" / "cpp" / "ast_classify"
@@ -36,8 +37,8 @@ def model_info(manifest: dict, backend: str) -> dict:
         **{k: model.get(k) for k in keys},
         "input": spec.get("kind"),
         "window_seconds": (spec.get("num_samples") or 0) / (spec.get("sample_rate") or 1),
-        "artifact": artifact.get("file"),
-        "artifact_bytes": artifact.get("bytes"),
+        "artifact": primary_file(artifact) if artifact else None,
+        "artifact_bytes": artifact_bytes(artifact) if artifact else None,
         "precision": artifact.get("precision"),
         "source": manifest.get("source", {}).get("path"),
     }
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.host}: no ast_classify binary (build cpp/ first, see the README)")
     if not (args.artifact_dir / "manifest.json").is_file():
         parser.error(f"{args.artifact_dir}: no manifest.json (not an artifact directory)")
-    manifest = read_json_object(args.artifact_dir / "manifest.json", "manifest")
+    manifest = read_manifest(args.artifact_dir)
 
     cmd, cpp = run_cpp(args)
     python = None if args.no_python else run_python(args)

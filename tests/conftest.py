@@ -1,7 +1,7 @@
 """Shared paths, reference fixtures and helpers for the test suite.
 
-The reference fixtures live outside the repository, in ``../shared/fixtures`` (CI clones the
-repository with ``../shared`` beside it); see that directory's README.md for what each file is.
+The reference fixtures live in ``tests/fixtures``; its README.md says what each file is, where it
+comes from and its sha256 (checked by ``test_fixtures.py``).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ import soundfile as sf
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 LOGITS_ATOL = 1e-5  # float32 re-implementation vs reference logits (fixtures README)
 
 
 def fixture_path(name: str) -> Path:
     path = FIXTURES / name
-    assert path.exists(), f"reference fixture {path} is missing (the repository needs ../shared beside it)"
+    assert path.exists(), f"reference fixture {path} is missing (see tests/fixtures/README.md)"
     return path
 
 
@@ -142,7 +142,7 @@ def assert_input_error(result: CliResult, *fragments: str) -> str:
     return lines[0]
 
 
-# --- shared fixtures ----------------------------------------------------------------------------
+# --- common pytest fixtures ---------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +174,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     ckpt = load_checkpoint(TINY_PTH, authors_options(TINY_CASE))
     out = tmp_path_factory.mktemp("models") / "tiny"
     return save_checkpoint(out, ckpt.config, ckpt.state_dict, ckpt.labels, ckpt.frontend)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_model_cache(tmp_path_factory):
+    """Compiled-model caches (OpenVINO's CACHE_DIR, runtime/openvino.py) go to a temporary directory,
+    not the user's ~/.cache, for every test that opens an OpenVINO backend."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AST_DEPLOY_CACHE", str(tmp_path_factory.mktemp("ast-deploy-cache")))
+        yield

@@ -324,7 +324,7 @@ def test_flipped_byte_in_artifact_is_a_hash_mismatch(host, tampered):
 
 def test_tampered_manifest_hash(host, tampered):
     manifest = json.loads((tampered / "manifest.json").read_text())
-    manifest["artifacts"][0]["sha256"] = "0" * 64
+    manifest["artifacts"][0]["files"][0]["sha256"] = "0" * 64
     (tampered / "manifest.json").write_text(json.dumps(manifest))
     assert_one_error_line(run_host(host, tampered, SPEECH_WAV), "sha256", "does not match")
 
@@ -364,9 +364,73 @@ def test_sha256_matches_hashlib(host, artifact, tmp_path, size):
     (art / "blob.bin").write_bytes(blob)
     manifest = json.loads((artifact / "manifest.json").read_text())
     digest = hashlib.sha256(blob).hexdigest()
-    manifest["artifacts"] = [{"name": "torchscript", "format": "torchscript", "file": "blob.bin", "sha256": digest}]
+    blob_entry = {"file": "blob.bin", "sha256": digest, "bytes": size}
+    manifest["artifacts"] = [{"name": "torchscript", "format": "torchscript", "files": [blob_entry]}]
     (art / "manifest.json").write_text(json.dumps(manifest))
     assert_one_error_line(run_host(host, art, SPEECH_WAV), "blob.bin", "cannot load this TorchScript file")
+
+
+# --- manifest formats ----------------------------------------------------------------------------
+
+MANIFEST_V1 = REPO_ROOT / "tests" / "manifest_v1"  # written by the format-1 exporter (see test_manifest.py)
+
+
+def test_format_1_directory_runs_like_python(host):
+    assert json.loads((MANIFEST_V1 / "manifest.json").read_text())["format_version"] == 1
+    cpp = cpp_predict(host, MANIFEST_V1, [SPEECH_WAV], "torchscript", "-k", "5")
+    py = python_predict(MANIFEST_V1, [SPEECH_WAV], "torchscript", "-k", "5")
+    assert_same_result(cpp["results"][0], py["results"][0])
+    reference = python_predict(MANIFEST_V1, [SPEECH_WAV], "pytorch", "-k", "5")["results"][0]
+    assert [t["label"] for t in cpp["results"][0]["top"]] == [t["label"] for t in reference["top"]]
+
+
+@pytest.fixture
+def two_file_artifact(tmp_path) -> Path:
+    """The format-1 directory rewritten as format 2, its TorchScript artifact with a second file."""
+    out = tmp_path / "two_files"
+    shutil.copytree(MANIFEST_V1, out)
+    (out / "model.extra.bin").write_bytes(b"companion bytes\n" * 64)
+    manifest = json.loads((out / "manifest.json").read_text())
+    (artifact,) = manifest["artifacts"]
+    primary = {k: artifact.pop(k) for k in ("file", "sha256", "bytes")}
+    companion = {"file": "model.extra.bin", "sha256": _sha256(out / "model.extra.bin"), "bytes": 1024}
+    manifest["artifacts"] = [{**artifact, "files": [primary, companion]}]
+    manifest["format_version"] = 2
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_file_of_a_format_2_artifact_is_checked(host, two_file_artifact):
+    # Intact: the host opens the primary file (model.ts) and gives the format-1 directory's scores.
+    ok = cpp_predict(host, two_file_artifact, [SPEECH_WAV], "torchscript", "-k", "5")
+    assert_same_result(
+        ok["results"][0], cpp_predict(host, MANIFEST_V1, [SPEECH_WAV], "torchscript", "-k", "5")["results"][0]
+    )
+    second = two_file_artifact / "model.extra.bin"
+    data = bytearray(second.read_bytes())
+    data[10] ^= 0x01
+    second.write_bytes(bytes(data))
+    line = assert_one_error_line(
+        run_host(host, two_file_artifact, SPEECH_WAV), "model.extra.bin", "sha256", "does not match"
+    )
+    assert str(second) in line
+    second.unlink()
+    assert_one_error_line(run_host(host, two_file_artifact, SPEECH_WAV), "model.extra.bin", "missing")
+
+
+def test_unknown_manifest_version_is_one_line(host, two_file_artifact):
+    manifest = json.loads((two_file_artifact / "manifest.json").read_text())
+    (two_file_artifact / "manifest.json").write_text(json.dumps({**manifest, "format_version": 3}))
+    assert_one_error_line(run_host(host, two_file_artifact, SPEECH_WAV), "manifest.json", "v3", "v1 or v2")
+    manifest["artifacts"][0]["files"] = []
+    (two_file_artifact / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_error_line(
+        run_host(host, two_file_artifact, SPEECH_WAV), "manifest.json", "artifacts[0]", "lists no files"
+    )
 
 
 def _bad_wavs(tmp: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:

@@ -20,13 +20,14 @@ from conftest import SPEECH_WAV, TINY_PTH, authors_flags, authors_options, run_c
 
 from ast_deploy.artifacts import ArtifactDir
 from ast_deploy.errors import InputError
-from ast_deploy.export import export
+from ast_deploy.export import FORMATS, export
 from ast_deploy.export.onnx import front_end_nodes
 from ast_deploy.export.tensorrt_ops import tensorrt_problems
 from ast_deploy.fileio import sha256_file
 from ast_deploy.parity import DEFAULT_THRESHOLDS
+from ast_deploy.runtime import registry
 
-CPU_FORMATS = ["torchscript", "onnx", "onnx-fp16", "onnx-int8", "aoti", "aoti-int8"]
+CPU_FORMATS = [name for name in FORMATS if "cpu" in registry.get(name).devices]  # every format but TensorRT
 ONNX_FILES = {"onnx": "model.onnx", "onnx-fp16": "model.fp16.onnx", "onnx-int8": "model.int8.onnx"}
 
 
@@ -53,12 +54,16 @@ def exported(request, tmp_path_factory) -> Path:
 
 def test_every_cpu_format_is_published_with_passing_parity(exported):
     manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["format_version"] == 2
     names = [a["name"] for a in manifest["artifacts"]]
     assert names == CPU_FORMATS + (["tensorrt"] if tensorrt_missing() is None else [])
     for artifact in manifest["artifacts"]:
         parity = artifact["parity"]
         assert parity["passed"], (artifact["name"], parity["failures"])
-        assert sha256_file(exported / artifact["file"]) == artifact["sha256"]
+        assert artifact["files"] and artifact["files"][0]["file"] == FORMATS[artifact["name"]].FILE  # primary first
+        for entry in artifact["files"]:
+            assert sha256_file(exported / entry["file"]) == entry["sha256"]
+            assert (exported / entry["file"]).stat().st_size == entry["bytes"]
         if artifact["precision"] == "fp32":
             assert parity["max_abs_logit"] <= DEFAULT_THRESHOLDS["fp32"].max_abs_logit
         elif artifact["precision"] == "fp16":
@@ -208,7 +213,8 @@ def test_corrupted_artifact_fails_parity(exported, tmp_path):
     weight.CopyFrom(onnx.numpy_helper.from_array(array, weight.name))
     onnx.save(model, str(broken / "model.onnx"))
     manifest = json.loads((broken / "manifest.json").read_text())
-    next(a for a in manifest["artifacts"] if a["name"] == "onnx")["sha256"] = sha256_file(broken / "model.onnx")
+    (entry,) = next(a for a in manifest["artifacts"] if a["name"] == "onnx")["files"]
+    entry["sha256"] = sha256_file(broken / "model.onnx")
     (broken / "manifest.json").write_text(json.dumps(manifest))
 
     report = tmp_path / "parity.json"

@@ -8,7 +8,7 @@ from ast_deploy.errors import InputError
 from training.config import TrainConfig, for_fold, load_config, recipe_names
 from training.train import learning_rate
 
-# The recipes table of ../shared/reference/AST_FACTS.md.
+# The paper's recipes, as in the AST authors' released training scripts.
 PAPER = {
     "audioset_full": dict(target_length=1024, freqm=48, timem=192, mixup=0.5, noise=False, batch_size=12, lr=1e-5,
                           epochs=5, lr_decay_start=2, lr_decay_every=1, lr_decay_gamma=0.5, warmup_steps=1000,

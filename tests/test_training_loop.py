@@ -22,7 +22,7 @@ from training.config import load_config
 from training.init_weights import initial_model
 from training.train import run
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -166,8 +166,6 @@ def test_bf16_mixed_precision_on_cpu_runs(tones, tmp_path) -> None:
 
 def test_imagenet_deit_and_authors_checkpoint_initialisation(tones) -> None:
     deit_path = FIXTURES / "deit_tiny_2blocks_timm.pth"
-    if not deit_path.is_file():
-        pytest.skip("shared fixtures not available")
     base = dict(train_data=tones["train"], target_length=100, fstride=10, tstride=10)
     config = load_config(None, overrides(**base, init="imagenet", init_weights=deit_path))
     model, origin = initial_model(config, 4)

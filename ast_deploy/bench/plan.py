@@ -120,9 +120,9 @@ def describe_listing(available: list[str], unavailable: dict[str, str]) -> str:
 
 
 def _not_offered(name: str, source: BenchSource) -> str:
-    from ..export import ARTIFACT_BACKENDS
+    from ..runtime import registry
 
-    if name not in ARTIFACT_BACKENDS:
+    if name not in registry.artifact_backends():
         return f"unknown backend {name!r}"
     if source.type == "checkpoint":
         return f"backend {name!r} runs an exported artifact: benchmark a directory written by 'ast-deploy export'"

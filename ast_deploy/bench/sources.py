@@ -7,8 +7,6 @@ kind (``waveform``: end to end, front end included; ``fbank``: the network alone
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,8 +16,9 @@ from ..checkpoints import LoadOptions, load_checkpoint
 from ..errors import InputError
 from ..frontend import FrontEndConfig, KaldiFbank
 from ..model import ASTConfig
+from ..runtime import registry
 from ..runtime.base import Backend, InputKind, InputSpec
-from ..runtime.pytorch import PYTORCH_BACKENDS, open_pytorch_backend, spec_for
+from ..runtime.pytorch import open_pytorch_backend, spec_for
 
 INPUT_KINDS: tuple[InputKind, ...] = ("waveform", "fbank")
 
@@ -63,7 +62,7 @@ class BenchSource:
 
     def unavailable(self, name: str, device: str) -> str | None:
         """Why backend ``name`` cannot run on ``device`` here, or ``None`` when it can."""
-        return unavailable(name, torch.device(device))
+        return registry.unavailable(name, torch.device(device))
 
 
 class ArtifactSource(BenchSource):
@@ -90,16 +89,7 @@ class ArtifactSource(BenchSource):
         return self.artifacts.open(name, device, threads)
 
     def unavailable(self, name: str, device: str) -> str | None:
-        dev = torch.device(device)
-        artifact = self._artifact(name)
-        if artifact is not None and artifact["format"] == "aoti":
-            compiled_for = artifact.get("device", "cpu")
-            if compiled_for != dev.type:
-                return f"the AOTInductor package was compiled for {compiled_for}, not {dev.type}"
-        return unavailable(name, dev)
-
-    def _artifact(self, name: str) -> dict | None:
-        return next((a for a in self.artifacts.manifest["artifacts"] if a["name"] == name), None)
+        return self.artifacts.unavailable(name, device)
 
     def describe(self) -> dict:
         return {**super().describe(), "artifacts": self.artifacts.artifact_names(), "input": self.artifacts.spec.kind}
@@ -119,14 +109,14 @@ class CheckpointSource(BenchSource):
         return INPUT_KINDS
 
     def backend_names(self) -> list[str]:
-        return list(PYTORCH_BACKENDS)
+        return registry.reference_backends()
 
     def spec(self, kind: InputKind) -> InputSpec:
         c = self.config
         return InputSpec(kind, self.frontend.sample_rate, c.target_length, c.num_mel_bins)
 
     def open(self, name: str, kind: InputKind, device: str, threads: int | None) -> Backend:
-        if name not in PYTORCH_BACKENDS:
+        if registry.get(name).runs_artifact:
             raise InputError(f"backend {name!r} needs an exported artifact directory; a checkpoint runs PyTorch only")
         model = self.checkpoint.build_model()
         frontend = KaldiFbank(self.frontend) if kind == "waveform" else None
@@ -143,35 +133,3 @@ def open_source(path: str | Path, options: LoadOptions | None = None) -> BenchSo
 
 def options_to_dict(options: LoadOptions | None) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options or LoadOptions()).items()}
-
-
-def _compiler_missing(device: torch.device) -> str | None:
-    """torch.compile needs a C++ compiler for CPU kernels and Triton for CUDA kernels."""
-    if device.type == "cuda":
-        try:
-            from torch.utils._triton import has_triton
-        except ImportError:  # pragma: no cover - very old torch
-            return "torch.compile on CUDA needs Triton"
-        return None if has_triton() else "torch.compile on CUDA needs Triton (pip install triton)"
-    compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
-    if not any(c and shutil.which(c) for c in compilers):
-        return "torch.compile on CPU needs a C++ compiler (g++ or clang++) on PATH"
-    return None
-
-
-def unavailable(name: str, device: torch.device) -> str | None:
-    """Machine-level reasons a backend cannot run (missing library, provider, device, compiler)."""
-    from ..runtime import onnxruntime, tensorrt
-
-    if name in PYTORCH_BACKENDS:
-        options = PYTORCH_BACKENDS[name]
-        if device.type == "cpu" and "fp16" in (options.get("precision"), options.get("autocast")):
-            return "float16 matmuls are a GPU feature; on CPU use the bf16 variant"
-        return _compiler_missing(device) if options.get("compile") else None
-    if name in ("onnx", "onnx-fp16", "onnx-int8"):
-        return onnxruntime.unavailable(device.type)
-    if name in ("onnx-trt", "tensorrt"):
-        if device.type != "cuda":
-            return "runs on an NVIDIA GPU only (use --device cuda)"
-        return onnxruntime.unavailable("tensorrt") if name == "onnx-trt" else tensorrt.unavailable()
-    return None

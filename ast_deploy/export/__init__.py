@@ -1,7 +1,7 @@
 """``ast-deploy export``: a checkpoint becomes an artifact directory with a manifest.
 
 One module per target format (``torchscript``, ``onnx``, ``onnx_fp16``, ``onnx_int8``, ``aoti``,
-``aoti_int8``, ``tensorrt``), each exposing ``NAME`` (the artifact), ``FORMAT`` (the runtime that
+``aoti_int8``, ``openvino``, ``openvino_int8``, ``tensorrt``), each exposing ``NAME`` (the artifact), ``FORMAT`` (the runtime that
 runs it: several artifacts share one), ``FILE``, ``PRECISION``, ``REQUIRES``, ``unavailable()`` and
 ``build(graph, path, deps, options)``. This module orders them, builds intermediates a requested
 format needs (an FP16 ONNX for TensorRT, say) without publishing them, checks parity, and writes
@@ -22,13 +22,13 @@ import torch
 from ..checkpoints import LoadOptions, load_checkpoint, save_checkpoint
 from ..errors import InputError, UnavailableError
 from ..fileio import atomic_dir, sha256_file, write_json
-from . import aoti, aoti_int8, onnx, onnx_fp16, onnx_int8, tensorrt, torchscript
+from . import aoti, aoti_int8, onnx, onnx_fp16, onnx_int8, openvino, openvino_int8, tensorrt, torchscript
 from .graph import BatchRange, ExportOptions, build_graph
-from .manifest import FORMAT, FORMAT_VERSION, MANIFEST
+from .manifest import FORMAT, FORMAT_VERSION, MANIFEST, file_entries
 
-FORMATS = {m.NAME: m for m in (torchscript, onnx, onnx_fp16, onnx_int8, aoti, aoti_int8, tensorrt)}
-# Backends that run an artifact: one per format, plus the FP16 ONNX in ONNX Runtime's TensorRT provider.
-ARTIFACT_BACKENDS = (*FORMATS, "onnx-trt")
+FORMATS = {
+    m.NAME: m for m in (torchscript, onnx, onnx_fp16, onnx_int8, aoti, aoti_int8, openvino, openvino_int8, tensorrt)
+}
 REFERENCE_DIR = "reference"
 
 
@@ -103,6 +103,11 @@ def export(
     if not requested:
         raise UnavailableError("no requested format can be produced on this machine")
     options = options or ExportOptions()
+    if options.calibration:  # read (and reject bad files) before anything is built
+        from .calibration import load_calibration
+
+        window = graph.spec.num_samples or ckpt.frontend.window_samples
+        graph.calibration = load_calibration(options.calibration, ckpt.labels, window, graph.spec.sample_rate)
     if options.timing_cache is None:  # beside the output directory, so that re-exports reuse it
         options = dataclasses.replace(options, timing_cache=out.parent / f".{out.name}.tensorrt-timing.cache")
 
@@ -118,23 +123,23 @@ def export(
             info = fmt.build(graph, path, paths, options)
             paths[name] = path
             if name in requested:
+                # FILE first (what a runtime opens), then any companions the module lists in FILES.
+                files = file_entries(tmp, [fmt.FILE, *(f for f in getattr(fmt, "FILES", ()) if f != fmt.FILE)])
                 artifacts.append(
                     {
                         "name": name,
-                        "file": fmt.FILE,
+                        "files": files,
                         "format": fmt.FORMAT,
                         "precision": fmt.PRECISION,
                         "opset": info.pop("opset", None),
-                        "sha256": sha256_file(path),
-                        "bytes": path.stat().st_size,
                         "build_seconds": round(time.perf_counter() - start, 2),
                         **info,
                         "parity": None,
                     }
                 )
                 log(
-                    f"built {name}: {fmt.FILE} ({path.stat().st_size / 2**20:.1f} MiB, "
-                    f"{time.perf_counter() - start:.1f} s)"
+                    f"built {name}: {', '.join(f['file'] for f in files)} "
+                    f"({sum(f['bytes'] for f in files) / 2**20:.1f} MiB, {time.perf_counter() - start:.1f} s)"
                 )
         manifest = make_manifest(checkpoint, ckpt, graph, batch_range, artifacts, skipped)
         write_json(tmp / MANIFEST, manifest)
@@ -149,7 +154,8 @@ def export(
                 artifact["parity"] = {**result.to_dict(), "inputs": report.inputs}
                 if not result.passed:
                     failed.append(artifact)
-                    (tmp / artifact["file"]).unlink()
+                    for entry in artifact["files"]:
+                        (tmp / entry["file"]).unlink(missing_ok=True)
                     log(f"parity FAILED for {artifact['name']}: {'; '.join(result.failures)} (not published)")
             manifest["artifacts"] = [a for a in artifacts if a not in failed]
             manifest["failed"] = [{"name": a["name"], "parity": a["parity"]} for a in failed]
@@ -215,4 +221,4 @@ def _sha256_dir(path: Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["ARTIFACT_BACKENDS", "FORMATS", "ExportOptions", "ParityFailure", "export", "parse_formats"]
+__all__ = ["FORMATS", "ExportOptions", "ParityFailure", "export", "parse_formats"]

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..checkpoints import Checkpoint
 from ..errors import InputError
-from ..frontend import KaldiFbank
+from ..frontend import FrontEndConfig, KaldiFbank
 from ..runtime.base import INPUT_NAMES, OUTPUT_NAME, InputKind, InputSpec
 from ..waveform_model import WaveformAST
+
+if TYPE_CHECKING:
+    from .calibration import Calibration
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class ExportOptions:
     workspace_gib: float = 4.0
     optimization_level: int = 3  # TensorRT's default; 5 searches longer for a faster engine
     timing_cache: Path | None = None  # persisted TensorRT timing cache; None: beside the output directory
+    # Audio for static INT8 quantisers (openvino-int8): files, folders or manifests (export/calibration.py).
+    calibration: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -60,6 +66,8 @@ class ExportGraph:
     spec: InputSpec
     batch: BatchRange
     example: tuple[torch.Tensor, ...]
+    frontend: FrontEndConfig | None = None  # the checkpoint's front end (inside the graph for waveform input)
+    calibration: Calibration | None = None  # --calibration's windows, loaded once by export(); None: the default
 
     @property
     def input_names(self) -> list[str]:
@@ -95,12 +103,12 @@ def build_graph(ckpt: Checkpoint, kind: InputKind, batch: BatchRange, clip_secon
         if clip_seconds is not None:
             raise InputError("--clip-seconds applies to waveform input only; fbank graphs take the model's frames")
         spec = InputSpec("fbank", fe.sample_rate, fe.target_length, fe.num_mel_bins, None, batch.min, batch.max)
-        graph = ExportGraph(model, spec, batch, ())
+        graph = ExportGraph(model, spec, batch, (), fe)
     else:
         samples = fe.window_samples if clip_seconds is None else round(clip_seconds * fe.sample_rate)
         if samples < fe.window_size:
             raise InputError(f"--clip-seconds {clip_seconds}: shorter than one {fe.frame_length_ms:g} ms frame")
         spec = InputSpec("waveform", fe.sample_rate, fe.target_length, fe.num_mel_bins, samples, batch.min, batch.max)
-        graph = ExportGraph(WaveformAST(KaldiFbank(fe), model).eval(), spec, batch, ())
+        graph = ExportGraph(WaveformAST(KaldiFbank(fe), model).eval(), spec, batch, (), fe)
     graph.example = graph.example_inputs(max(2, batch.opt))
     return graph

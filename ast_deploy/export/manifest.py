@@ -2,10 +2,10 @@
 
 Runtimes, parity, bench and the C++ hosts read only this; nothing is guessed from file names.
 
-Layout (``format_version`` 1)::
+Layout (``format_version`` 2)::
 
     {
-      "format": "ast-deploy-artifacts", "format_version": 1, "created": ISO-8601,
+      "format": "ast-deploy-artifacts", "format_version": 2, "created": ISO-8601,
       "ast_deploy_version": "...",
       "source": {"path", "format", "sha256"},           # the checkpoint exported
       "reference": {"path": "reference", "format": "ast-deploy"},   # float32 weights, for parity
@@ -14,14 +14,23 @@ Layout (``format_version`` 1)::
                 "names": [...], "output": "logits", "batch": {"min","opt","max"},
                 "dynamic_axes": {name: {"0": "batch"}}, "normalization": {"mean","std"},
                 "frontend": {FrontEndConfig fields}},
-      "artifacts": [{"name", "file", "format", "precision", "opset", "tools", "sha256", "bytes",
-                     "parity": {...} | null}],
+      "artifacts": [{"name", "files": [{"file", "sha256", "bytes"}, ...], "format", "precision",
+                     "opset", "tools", "parity": {...} | null}],
       "skipped": [{"name", "reason"}]
     }
+
+An artifact is one or more files, relative to the directory; the first is the primary file, the one
+a runtime opens (:func:`primary_file`); the others are companions it reads beside it (an OpenVINO
+IR's ``model.bin`` beside ``model.xml``, say). An export module names them in ``FILES`` (primary
+first), or in ``FILE`` alone when there is one.
+
+Format 1 gave each artifact a single ``"file", "sha256", "bytes"``. :func:`read_manifest` still reads
+it and hands out the format-2 shape (``files`` with one entry), so nothing else sees format 1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
@@ -29,11 +38,14 @@ from ..fileio import read_json_object, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "ast-deploy-artifacts"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 REQUIRED = ("format", "format_version", "model", "labels", "activation", "input", "artifacts")
+FILE_KEYS = ("file", "sha256", "bytes")
 
 
 def read_manifest(directory: str | Path) -> dict:
+    """The manifest of ``directory`` in the format-2 shape (a format-1 one is upgraded in memory)."""
     directory = Path(directory)
     path = directory / MANIFEST
     if not path.is_file():
@@ -42,13 +54,66 @@ def read_manifest(directory: str | Path) -> dict:
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise InputError(f"{path}: manifest lacks {', '.join(missing)}")
-    if manifest["format"] != FORMAT or manifest["format_version"] != FORMAT_VERSION:
+    version = manifest["format_version"]
+    if manifest["format"] != FORMAT or type(version) is not int or version not in READABLE_VERSIONS:
         raise InputError(
-            f"{path}: format {manifest['format']!r} v{manifest['format_version']} is not {FORMAT!r} v{FORMAT_VERSION}"
+            f"{path}: format {manifest['format']!r} v{version} is not {FORMAT!r} "
+            f"v{' or v'.join(map(str, READABLE_VERSIONS))}"
         )
     if len(manifest["labels"]) != manifest["model"].get("num_labels"):
         raise InputError(f"{path}: {len(manifest['labels'])} labels for {manifest['model'].get('num_labels')} outputs")
+    if not isinstance(manifest["artifacts"], list):
+        raise InputError(f"{path}: manifest artifacts is not a list")
+    if version == 1:
+        manifest["artifacts"] = [_upgrade_v1(a, path, i) for i, a in enumerate(manifest["artifacts"])]
+        manifest["format_version"] = FORMAT_VERSION
+        manifest["upgraded_from_format_version"] = 1
+    for i, artifact in enumerate(manifest["artifacts"]):
+        _check_artifact(artifact, path, i)
     return manifest
+
+
+def _upgrade_v1(artifact, path: Path, i: int) -> dict:
+    """A format-1 entry (``file``, ``sha256``, ``bytes``) -> format 2 (``files``), key order kept."""
+    if not isinstance(artifact, dict) or not isinstance(artifact.get("file"), str) or "sha256" not in artifact:
+        raise InputError(f"{path}: manifest artifacts[{i}] lacks name, format, file or sha256")
+    out = {}
+    for key, value in artifact.items():
+        if key == "file":
+            out["files"] = [{k: artifact.get(k) for k in FILE_KEYS}]
+        elif key not in FILE_KEYS:
+            out[key] = value
+    return out
+
+
+def _check_artifact(artifact, path: Path, i: int) -> None:
+    where = f"{path}: manifest artifacts[{i}]"
+    if not isinstance(artifact, dict) or not all(isinstance(artifact.get(k), str) for k in ("name", "format")):
+        raise InputError(f"{where} lacks name, format or files")
+    files = artifact.get("files")
+    if not isinstance(files, list) or not files:
+        raise InputError(f"{where} ({artifact['name']}) lists no files")
+    for j, entry in enumerate(files):
+        if not (
+            isinstance(entry, dict) and isinstance(entry.get("file"), str) and isinstance(entry.get("sha256"), str)
+        ):
+            raise InputError(f"{where} ({artifact['name']}) files[{j}] lacks file or sha256")
+
+
+def primary_file(artifact: dict) -> str:
+    """The file a runtime opens: the first of the artifact's files, relative to the directory."""
+    return artifact["files"][0]["file"]
+
+
+def artifact_bytes(artifact: dict) -> int:
+    """Size of all the artifact's files together."""
+    return sum(f.get("bytes") or 0 for f in artifact["files"])
+
+
+def file_entries(directory: str | Path, names: Iterable[str]) -> list[dict]:
+    """``[{"file", "sha256", "bytes"}, ...]`` of the files ``names`` in ``directory``, in that order."""
+    directory = Path(directory)
+    return [{"file": n, "sha256": sha256_file(directory / n), "bytes": (directory / n).stat().st_size} for n in names]
 
 
 def find_artifact(manifest: dict, name: str, directory: str | Path) -> dict:
@@ -60,11 +125,14 @@ def find_artifact(manifest: dict, name: str, directory: str | Path) -> dict:
 
 
 def verify_artifact(directory: str | Path, artifact: dict) -> Path:
-    """The artifact's path after checking that its bytes are the ones the manifest recorded."""
-    path = Path(directory) / artifact["file"]
-    if not path.is_file():
-        raise InputError(f"{path}: listed in the manifest but missing")
-    digest = sha256_file(path)
-    if digest != artifact["sha256"]:
-        raise InputError(f"{path}: sha256 {digest[:12]}... does not match the manifest ({artifact['sha256'][:12]}...)")
-    return path
+    """The primary file's path after checking that every file of the artifact is there and holds
+    the bytes the manifest recorded."""
+    directory = Path(directory)
+    for entry in artifact["files"]:
+        path = directory / entry["file"]
+        if not path.is_file():
+            raise InputError(f"{path}: listed in the manifest but missing")
+        digest = sha256_file(path)
+        if digest != entry["sha256"]:
+            raise InputError(f"{path}: sha256 {digest[:12]}... does not match the manifest ({entry['sha256'][:12]}...)")
+    return directory / primary_file(artifact)

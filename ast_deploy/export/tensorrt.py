@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import UnavailableError
 from ..fileio import atomic_file
-from ..runtime.tensorrt import unavailable  # noqa: F401 - the exporter's availability is the runtime's
+from ..runtime.tensorrt import tensorrt_missing as unavailable  # noqa: F401 - the exporter's availability is the runtime's
 from .graph import ExportGraph, ExportOptions
 
 NAME = "tensorrt"

@@ -8,6 +8,26 @@ import torch
 
 from ..errors import InputError
 from .base import Backend, InputSpec
+from .registry import BackendEntry
+
+# An AOTInductor package is compiled for one device type, recorded in the manifest as "device".
+BACKENDS = (
+    BackendEntry("aoti", "aoti", "fp32", rank={"cpu": 30, "cuda": 40}),
+    BackendEntry("aoti-int8", "aoti", "int8"),
+)
+
+
+def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None = None) -> str | None:
+    compiled_for = (artifact or {}).get("device", device.type)
+    if compiled_for != device.type:
+        return f"the AOTInductor package was compiled for {compiled_for}, not {device.type}"
+    return None
+
+
+def open_artifact(
+    entry: BackendEntry, path: Path, spec: InputSpec, device: torch.device, threads: int | None, artifact: dict
+) -> Backend:
+    return AOTInductorBackend(path, spec, device, compiled_for=artifact.get("device", "cpu"))
 
 
 class AOTInductorBackend(Backend):

@@ -9,6 +9,15 @@ import torch
 
 from ..errors import UnavailableError
 from .base import OUTPUT_NAME, Backend, InputSpec
+from .registry import BackendEntry
+
+BACKENDS = (
+    BackendEntry("onnx", "onnx", "fp32", rank={"cpu": 10}),
+    BackendEntry("onnx-fp16", "onnx", "fp16", rank={"cuda": 20}),
+    BackendEntry("onnx-int8", "onnx", "int8"),
+    # The FP16 ONNX in ONNX Runtime's TensorRT execution provider.
+    BackendEntry("onnx-trt", "onnx", "fp16", artifact="onnx-fp16", devices=("cuda",), options={"provider": "tensorrt"}),
+)
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -17,7 +26,18 @@ PROVIDERS = {
 }
 
 
-def unavailable(provider: str = "cpu") -> str | None:
+def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None = None) -> str | None:
+    return provider_missing(entry.option("provider", device.type))
+
+
+def open_artifact(
+    entry: BackendEntry, path: Path, spec: InputSpec, device: torch.device, threads: int | None, artifact: dict
+) -> Backend:
+    provider = entry.option("provider", device.type)
+    return OnnxRuntimeBackend(path, spec, artifact["precision"], provider, threads, name=entry.name)
+
+
+def provider_missing(provider: str = "cpu") -> str | None:
     try:
         import onnxruntime as ort
     except ImportError:
@@ -41,7 +61,7 @@ class OnnxRuntimeBackend(Backend):
         name: str = "onnx",
     ):
         super().__init__(spec, "cpu")  # outputs come back on the host
-        reason = unavailable(provider)
+        reason = provider_missing(provider)
         if reason:
             raise UnavailableError(reason)
         import onnxruntime as ort

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 
 import torch
 
@@ -11,13 +13,12 @@ from ..frontend import KaldiFbank
 from ..model import ASTModel
 from ..quantize import quantize_int8
 from .base import Backend, InputSpec
+from .registry import BackendEntry
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # weight/autocast dtypes
 
 
 class PyTorchBackend(Backend):
-    graph_capturable = True
-
     """``ASTModel`` in PyTorch, with its front end (float32 always) when the input is a waveform.
 
     ``precision`` casts the network's weights (``fp32``/``bf16``/``fp16``); ``autocast`` instead
@@ -25,6 +26,8 @@ class PyTorchBackend(Backend):
     ``quantize="int8"`` swaps the blocks' linear layers for W8A8 ones (``ast_deploy/quantize.py``);
     ``compile`` wraps the network in ``torch.compile``.
     """
+
+    graph_capturable = True
 
     def __init__(
         self,
@@ -77,25 +80,58 @@ def spec_for(frontend: KaldiFbank | None, model: ASTModel, sample_rate: int = 16
     )
 
 
-# Reference-precision and reduced-precision PyTorch variants, by backend name.
-PYTORCH_BACKENDS: dict[str, dict] = {
-    "pytorch": {},
-    "pytorch-bf16": {"precision": "bf16"},
-    "pytorch-fp16": {"precision": "fp16"},
-    "pytorch-autocast-bf16": {"autocast": "bf16"},
-    "pytorch-autocast-fp16": {"autocast": "fp16"},
-    "torch-compile": {"compile": True},
-    "torch-compile-bf16": {"precision": "bf16", "compile": True},
-    "pytorch-int8": {"quantize": "int8", "compile": True},  # W8A8 GEMMs, float32 attention
-}
+# Reference-precision and reduced-precision PyTorch variants of the checkpoint's weights; the
+# options are PyTorchBackend's keyword arguments. The float32 reference is the fallback default.
+BACKENDS = (
+    BackendEntry("pytorch", None, "fp32", rank={"cpu": 90, "cuda": 90}),
+    BackendEntry("pytorch-bf16", None, "bf16", options={"precision": "bf16"}),
+    BackendEntry("pytorch-fp16", None, "fp16", options={"precision": "fp16"}),
+    BackendEntry("pytorch-autocast-bf16", None, "bf16", options={"autocast": "bf16"}),
+    BackendEntry("pytorch-autocast-fp16", None, "fp16", options={"autocast": "fp16"}),
+    BackendEntry("torch-compile", None, "fp32", options={"compile": True}),
+    BackendEntry("torch-compile-bf16", None, "bf16", options={"precision": "bf16", "compile": True}),
+    # W8A8 GEMMs, float32 attention
+    BackendEntry("pytorch-int8", None, "int8", options={"quantize": "int8", "compile": True}),
+)
+
+
+FP16_ON_CPU = "float16 matmuls are a GPU feature; on CPU use the bf16 variant"
+
+
+def _fp16_on_cpu(entry: BackendEntry, device: torch.device) -> bool:
+    return device.type == "cpu" and "fp16" in (entry.option("precision"), entry.option("autocast"))
+
+
+def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None = None) -> str | None:
+    if _fp16_on_cpu(entry, device):
+        return FP16_ON_CPU
+    return _compiler_missing(device) if entry.option("compile") else None
+
+
+def _compiler_missing(device: torch.device) -> str | None:
+    """torch.compile needs a C++ compiler for CPU kernels and OpenAI Triton for CUDA kernels."""
+    if device.type == "cuda":
+        try:
+            from torch.utils._triton import has_triton
+        except ImportError:  # pragma: no cover - very old torch
+            return "torch.compile on CUDA needs OpenAI Triton (the GPU kernel compiler)"
+        return None if has_triton() else "torch.compile on CUDA needs OpenAI Triton (pip install triton)"
+    compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+    if not any(c and shutil.which(c) for c in compilers):
+        return "torch.compile on CPU needs a C++ compiler (g++ or clang++) on PATH"
+    return None
 
 
 def open_pytorch_backend(
     name: str, model: ASTModel, frontend: KaldiFbank | None, spec: InputSpec, device
 ) -> PyTorchBackend:
     """A named PyTorch variant over ``model`` (and ``frontend`` for waveform input)."""
-    options = PYTORCH_BACKENDS[name]
+    from . import registry
+
+    entry = registry.get(name)
+    if entry.runtime != "pytorch":
+        raise InputError(f"backend {name!r} runs an exported artifact; a checkpoint runs the PyTorch backends only")
     dev = torch.device(device)
-    if dev.type == "cpu" and (options.get("precision") == "fp16" or options.get("autocast") == "fp16"):
-        raise InputError(f"backend {name!r}: float16 matmuls are a GPU feature; on CPU use the bf16 variant")
-    return PyTorchBackend(model, frontend, spec, device=dev, name=name, **options)
+    if _fp16_on_cpu(entry, dev):
+        raise InputError(f"backend {name!r}: {FP16_ON_CPU}")
+    return PyTorchBackend(model, frontend, spec, device=dev, name=name, **entry.options)

@@ -13,9 +13,22 @@ import torch
 
 from ..errors import InputError, UnavailableError
 from .base import OUTPUT_NAME, Backend, InputSpec
+from .registry import BackendEntry
+
+BACKENDS = (BackendEntry("tensorrt", "tensorrt", "fp16", devices=("cuda",), rank={"cuda": 10}),)
 
 
-def unavailable() -> str | None:
+def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None = None) -> str | None:
+    return tensorrt_missing()
+
+
+def open_artifact(
+    entry: BackendEntry, path: Path, spec: InputSpec, device: torch.device, threads: int | None, artifact: dict
+) -> Backend:
+    return TensorRTBackend(path, spec, device)
+
+
+def tensorrt_missing() -> str | None:
     try:
         import tensorrt  # noqa: F401
     except ImportError:
@@ -30,7 +43,7 @@ class TensorRTBackend(Backend):
     precision = "fp16"
 
     def __init__(self, path: Path, spec: InputSpec, device: str | torch.device = "cuda"):
-        reason = unavailable()
+        reason = tensorrt_missing()
         if reason:
             raise UnavailableError(reason)
         import tensorrt as trt

@@ -8,6 +8,19 @@ from pathlib import Path
 import torch
 
 from .base import Backend, InputSpec
+from .registry import BackendEntry
+
+BACKENDS = (BackendEntry("torchscript", "torchscript", "fp32", rank={"cpu": 20, "cuda": 30}),)
+
+
+def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None = None) -> str | None:
+    return None  # torch itself runs it
+
+
+def open_artifact(
+    entry: BackendEntry, path: Path, spec: InputSpec, device: torch.device, threads: int | None, artifact: dict
+) -> Backend:
+    return TorchScriptBackend(path, spec, device)
 
 
 class TorchScriptBackend(Backend):

@@ -28,7 +28,7 @@ class Backend {
 
 // What a backend factory gets: the verified artifact file and everything about its graph.
 struct BackendConfig {
-  std::string file;  // the artifact, sha256 already checked
+  std::string file;  // the artifact's primary file; every file's sha256 already checked
   const Manifest& manifest;
   const Artifact& artifact;
   const Options& options;
@@ -39,5 +39,6 @@ struct BackendConfig {
 std::unique_ptr<Backend> open_torchscript(const BackendConfig& config);
 std::unique_ptr<Backend> open_aoti(const BackendConfig& config);
 std::unique_ptr<Backend> open_tensorrt(const BackendConfig& config);
+std::unique_ptr<Backend> open_openvino(const BackendConfig& config);
 
 }  // namespace ast::detail

@@ -31,6 +31,9 @@ struct BackendEntry {
 #ifndef AST_WITH_TENSORRT
 #define AST_WITH_TENSORRT 0
 #endif
+#ifndef AST_WITH_OPENVINO
+#define AST_WITH_OPENVINO 0
+#endif
 
 const std::vector<BackendEntry>& backend_table() {
   static const std::vector<BackendEntry> table = {
@@ -45,6 +48,11 @@ const std::vector<BackendEntry>& backend_table() {
       {"tensorrt", true, &detail::open_tensorrt, ""},
 #else
       {"tensorrt", false, nullptr, "configure with -DAST_WITH_TENSORRT=ON where TensorRT and CUDA are installed"},
+#endif
+#if AST_WITH_OPENVINO
+      {"openvino", true, &detail::open_openvino, ""},
+#else
+      {"openvino", false, nullptr, "pip install openvino, then configure with -DAST_WITH_OPENVINO=ON"},
 #endif
   };
   return table;
@@ -107,10 +115,11 @@ std::vector<Score> Prediction::top(std::size_t k, Aggregate aggregate) const {
   return out;
 }
 
-std::vector<Score> Prediction::window_top(std::size_t w, std::size_t k) const {
-  const std::vector<float>& row = scores.at(w);
+std::vector<Score> Prediction::window_top(std::size_t w, std::size_t k) const { return rank(scores.at(w), *labels, k); }
+
+std::vector<Score> rank(const std::vector<float>& scores, const std::vector<std::string>& labels, std::size_t k) {
   std::vector<Score> out;
-  for (std::size_t i : best(row, k)) out.push_back({i, (*labels)[i], row[i], row[i], row[i]});
+  for (std::size_t i : best(scores, k)) out.push_back({i, labels.at(i), scores[i], scores[i], scores[i]});
   return out;
 }
 
@@ -142,6 +151,25 @@ struct Classifier::Impl {
     }
     logits.resize(batch * labels_n);
     return logits;
+  }
+
+  // run() and the activation, row by row: the scores of one batch of windows (predict and streams).
+  std::vector<float> score(std::vector<float>& windows, std::vector<std::int64_t>& lengths, std::size_t batch) {
+    std::vector<float> out = run(windows, lengths, batch);
+    const std::size_t labels_n = manifest.labels.size();
+    for (std::size_t r = 0; r < batch; ++r) activate(out.data() + r * labels_n, labels_n, manifest.activation);
+    return out;
+  }
+
+  // What the public logits()/scores() accept from a caller.
+  void check_batch(const std::vector<float>& windows, const std::vector<std::int64_t>& lengths) const {
+    const std::size_t batch = lengths.size(), n = manifest.num_samples;
+    if (batch == 0 || batch > manifest.max_batch)
+      throw Error("batch " + std::to_string(batch) + " outside the artifact's range 1.." + std::to_string(manifest.max_batch));
+    if (windows.size() != batch * n)
+      throw Error("expected " + std::to_string(batch) + " x " + std::to_string(n) + " samples, got " + std::to_string(windows.size()));
+    for (std::int64_t len : lengths)
+      if (len < 1 || len > static_cast<std::int64_t>(n)) throw Error("num_samples must lie in 1.." + std::to_string(n));
   }
 };
 
@@ -218,12 +246,10 @@ Prediction Classifier::predict(const std::vector<float>& samples, const std::str
       std::copy_n(samples.begin() + static_cast<std::ptrdiff_t>(s), len, windows.begin() + static_cast<std::ptrdiff_t>(r * window));
       lengths[r] = static_cast<std::int64_t>(len);
     }
-    std::vector<float> logits = impl_->run(windows, lengths, batch);
-    for (std::size_t r = 0; r < batch; ++r) {
-      float* row = logits.data() + r * labels_n;
-      activate(row, labels_n, m.manifest.activation);
-      p.scores.emplace_back(row, row + labels_n);
-    }
+    const std::vector<float> scores = impl_->score(windows, lengths, batch);
+    for (std::size_t r = 0; r < batch; ++r)
+      p.scores.emplace_back(scores.begin() + static_cast<std::ptrdiff_t>(r * labels_n),
+                            scores.begin() + static_cast<std::ptrdiff_t>((r + 1) * labels_n));
   }
   return p;
 }
@@ -244,22 +270,21 @@ std::vector<Score> Classifier::classify(const std::vector<float>& samples, std::
 std::vector<Score> Classifier::classify(const Audio& audio, std::size_t top_k) { return predict(audio).top(top_k); }
 
 std::vector<float> Classifier::logits(const std::vector<float>& windows, const std::vector<std::int64_t>& lengths) {
-  const Impl& m = *impl_;
-  const std::size_t batch = lengths.size(), n = m.manifest.num_samples;
-  if (batch == 0 || batch > m.manifest.max_batch)
-    throw Error("batch " + std::to_string(batch) + " outside the artifact's range 1.." + std::to_string(m.manifest.max_batch));
-  if (windows.size() != batch * n)
-    throw Error("expected " + std::to_string(batch) + " x " + std::to_string(n) + " samples, got " + std::to_string(windows.size()));
-  for (std::int64_t len : lengths)
-    if (len < 1 || len > static_cast<std::int64_t>(n)) throw Error("num_samples must lie in 1.." + std::to_string(n));
+  impl_->check_batch(windows, lengths);
   std::vector<float> w(windows);
   std::vector<std::int64_t> l(lengths);
-  return impl_->run(w, l, batch);
+  return impl_->run(w, l, l.size());
+}
+
+std::vector<float> Classifier::scores(std::vector<float> windows, std::vector<std::int64_t> lengths) {
+  impl_->check_batch(windows, lengths);
+  return impl_->score(windows, lengths, lengths.size());
 }
 
 const std::vector<std::string>& Classifier::labels() const { return *impl_->labels; }
 int Classifier::sample_rate() const { return impl_->manifest.sample_rate; }
 std::size_t Classifier::window_samples() const { return impl_->manifest.num_samples; }
+std::size_t Classifier::frame_samples() const { return impl_->manifest.frame_samples; }
 std::size_t Classifier::max_batch() const { return impl_->manifest.max_batch; }
 const std::string& Classifier::activation() const { return impl_->manifest.activation; }
 const std::string& Classifier::backend() const { return impl_->backend_name; }

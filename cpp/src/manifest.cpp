@@ -18,7 +18,8 @@ using nlohmann::json;
 
 constexpr const char* kManifest = "manifest.json";
 constexpr const char* kFormat = "ast-deploy-artifacts";
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;        // what ast-deploy export writes: "files" per artifact
+constexpr int kOldestFormatVersion = 1;  // still read: one "file", "sha256", "bytes" per artifact
 
 // Typed access to a dotted path ("input.batch.max") with errors that name the field.
 class Reader {
@@ -71,6 +72,12 @@ class Reader {
   std::string path_;
 };
 
+// A file entry's "bytes" (recorded by the exporter, informational); -1 when absent.
+long long optional_bytes(const json& entry) {
+  if (!entry.is_object() || !entry.contains("bytes") || !entry["bytes"].is_number_integer()) return -1;
+  return entry["bytes"].get<long long>();
+}
+
 std::string join(const std::vector<std::string>& items, const char* sep) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : sep) + s;
@@ -102,9 +109,15 @@ Manifest read_manifest(const std::string& dir) {
   for (const char* key : {"format", "format_version", "model", "labels", "activation", "input", "artifacts"}) {
     if (!root.contains(key)) r.fail(std::string("lacks ") + key);
   }
-  if (r.str("format") != kFormat || r.integer("format_version", 0) != kFormatVersion) {
-    throw ManifestError(m.path + ": format '" + root["format"].dump() + "' v" + root["format_version"].dump() +
-                        " is not '" + kFormat + "' v" + std::to_string(kFormatVersion));
+  const bool known_format = root["format"].is_string() && root["format"] == kFormat;
+  const json& version_node = root["format_version"];
+  const long long version = version_node.is_number_integer() ? version_node.get<long long>() : -1;
+  if (!known_format || version < kOldestFormatVersion || version > kFormatVersion) {
+    std::string readable;
+    for (int v = kOldestFormatVersion; v <= kFormatVersion; ++v)
+      readable += (readable.empty() ? "v" : " or v") + std::to_string(v);
+    throw ManifestError(m.path + ": format '" + root["format"].dump() + "' v" + version_node.dump() +
+                        " is not '" + kFormat + "' " + readable);
   }
 
   m.labels = r.strings("labels");
@@ -146,13 +159,40 @@ Manifest read_manifest(const std::string& dir) {
     const Reader a(artifacts[i], m.path);
     Artifact art;
     const std::string where = "artifacts[" + std::to_string(i) + "]";
-    try {
-      art.name = a.str("name");
-      art.format = a.str("format");
-      art.file = a.str("file");
-      art.sha256 = a.str("sha256");
-    } catch (const ManifestError&) {
-      r.fail(where + " lacks name, format, file or sha256");
+    if (version == 1) {  // one file: "file", "sha256", "bytes" on the artifact itself
+      ArtifactFile f;
+      try {
+        art.name = a.str("name");
+        art.format = a.str("format");
+        f.file = a.str("file");
+        f.sha256 = a.str("sha256");
+      } catch (const ManifestError&) {
+        r.fail(where + " lacks name, format, file or sha256");
+      }
+      f.bytes = optional_bytes(artifacts[i]);
+      art.files.push_back(std::move(f));
+    } else {  // "files": [{"file", "sha256", "bytes"}, ...], the primary file first
+      try {
+        art.name = a.str("name");
+        art.format = a.str("format");
+        a.node("files");
+      } catch (const ManifestError&) {
+        r.fail(where + " lacks name, format or files");
+      }
+      const json& files = artifacts[i]["files"];
+      if (!files.is_array() || files.empty()) r.fail(where + " (" + art.name + ") lists no files");
+      for (std::size_t j = 0; j < files.size(); ++j) {
+        const Reader e(files[j], m.path);
+        ArtifactFile f;
+        try {
+          f.file = e.str("file");
+          f.sha256 = e.str("sha256");
+        } catch (const ManifestError&) {
+          r.fail(where + " (" + art.name + ") files[" + std::to_string(j) + "] lacks file or sha256");
+        }
+        f.bytes = optional_bytes(files[j]);
+        art.files.push_back(std::move(f));
+      }
     }
     if (artifacts[i].contains("device") && artifacts[i]["device"].is_string()) art.device = artifacts[i]["device"];
     if (artifacts[i].contains("precision") && artifacts[i]["precision"].is_string())
@@ -173,16 +213,18 @@ const Artifact& Manifest::artifact(const std::string& name) const {
 }
 
 std::string Manifest::verify(const Artifact& a, bool check_hash) const {
-  const std::string file = (fs::path(dir) / a.file).string();
-  if (!fs::is_regular_file(file)) throw IntegrityError(file + ": listed in the manifest but missing");
-  if (check_hash) {
-    const std::string digest = sha256_file(file);
-    if (digest != a.sha256) {
-      throw IntegrityError(file + ": sha256 " + digest.substr(0, 12) + "... does not match the manifest (" +
-                           a.sha256.substr(0, 12) + "...)");
+  for (const ArtifactFile& f : a.files) {
+    const std::string file = (fs::path(dir) / f.file).string();
+    if (!fs::is_regular_file(file)) throw IntegrityError(file + ": listed in the manifest but missing");
+    if (check_hash) {
+      const std::string digest = sha256_file(file);
+      if (digest != f.sha256) {
+        throw IntegrityError(file + ": sha256 " + digest.substr(0, 12) + "... does not match the manifest (" +
+                             f.sha256.substr(0, 12) + "...)");
+      }
     }
   }
-  return file;
+  return (fs::path(dir) / a.primary().file).string();
 }
 
 }  // namespace ast::detail

@@ -1,5 +1,6 @@
 // manifest.json of an artifact directory: the subset the C++ runtime needs.
-// Schema: ast_deploy/export/manifest.py (format "ast-deploy-artifacts", format_version 1).
+// Schema: ast_deploy/export/manifest.py (format "ast-deploy-artifacts", format_version 2; version 1,
+// one file per artifact, is read into the same structs).
 #pragma once
 
 #include <cstddef>
@@ -8,13 +9,20 @@
 
 namespace ast::detail {
 
+struct ArtifactFile {
+  std::string file;      // relative to the artifact directory
+  std::string sha256;    // lowercase hex
+  long long bytes = -1;  // size recorded by the exporter; -1 when not recorded
+};
+
 struct Artifact {
   std::string name;       // "torchscript", "aoti", "aoti-int8", "tensorrt", "onnx", ...
   std::string format;     // what runs it: "torchscript", "aoti", "tensorrt", "onnx" (several names, one format)
-  std::string file;       // relative to the artifact directory
-  std::string sha256;     // lowercase hex
+  std::vector<ArtifactFile> files;  // never empty; the first is the primary file, the one a backend opens
   std::string device;     // where it was compiled for ("cpu", "cuda"); "" when not recorded
   std::string precision;  // "fp32", "fp16", ...
+
+  const ArtifactFile& primary() const { return files.front(); }
 };
 
 struct Manifest {
@@ -33,8 +41,8 @@ struct Manifest {
 
   // The artifact called `name`; ManifestError listing the available ones otherwise.
   const Artifact& artifact(const std::string& name) const;
-  // dir/artifact.file after checking that it exists and (when `check_hash`) that its sha256 is the
-  // manifest's; IntegrityError otherwise.
+  // dir/<primary file> after checking that every file of the artifact exists and (when
+  // `check_hash`) that each one's sha256 is the manifest's; IntegrityError naming the file otherwise.
   std::string verify(const Artifact& artifact, bool check_hash) const;
 };
 

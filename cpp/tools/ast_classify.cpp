@@ -2,6 +2,7 @@
 //
 //   ast_classify ARTIFACT_DIR FILE.wav [FILE.wav ...] [--top-k K] [--json] [--backend NAME] ...
 //   ast_classify ARTIFACT_DIR [FILE.wav] --bench N [--warmup W]
+//   ast_classify ARTIFACT_DIR [-] --stream [options] < PCM     (raw PCM on stdin: stream_mode.h)
 //
 // --json prints what `ast-deploy predict ARTIFACT_DIR FILE.wav --json` prints (same keys, same
 // order). Bad input (manifest, artifact hash, WAV, flags) is one "error: ..." line on stderr and
@@ -20,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ast/classifier.h"
+#include "stream_mode.h"
 
 namespace {
 
@@ -28,17 +30,21 @@ using ordered_json = nlohmann::ordered_json;
 constexpr const char* kUsage =
     "usage: ast_classify ARTIFACT_DIR FILE.wav [FILE.wav ...] [options]\n"
     "       ast_classify ARTIFACT_DIR [FILE.wav] --bench N [--warmup W] [options]\n"
+    "       ast_classify ARTIFACT_DIR [-] --stream [--format s16le|f32le] [options] < PCM\n"
     "\n"
     "Top labels of WAV files with an artifact directory written by 'ast-deploy export'.\n"
     "\n"
     "options:\n"
     "  -k, --top-k K        labels to print (default 5)\n"
     "  --json               JSON with the per-window timeline (as 'ast-deploy predict --json')\n"
-    "  --backend NAME       torchscript (default), aoti or tensorrt\n"
+    "  --backend NAME       the artifact to run: torchscript (default), aoti, aoti-int8, tensorrt,\n"
+    "                       openvino, openvino-int8 (its format picks the backend)\n"
     "  --aggregate A        rank by mean (default) or max over windows\n"
     "  --hop SECONDS        seconds between windows for long audio (default: one window)\n"
     "  --batch-size N       windows per graph call (default 8)\n"
-    "  --threads N          intra-op threads of the libtorch backends (default: libtorch's)\n"
+    "  --threads N          intra-op threads (libtorch, OpenVINO; default: the library's)\n"
+    "  --precision-hint P   OpenVINO inference precision: f32 (default) or bf16\n"
+    "  --cache-dir DIR      OpenVINO compiled-model cache (a faster second load)\n"
     "  --device D           cpu (default) or cuda[:N]\n"
     "  --bench N            time N batch-1 graph calls after warm-up; print latency JSON\n"
     "  --warmup W           warm-up calls before --bench timing (default 10)\n"
@@ -60,6 +66,7 @@ struct Args {
   ast::Options options;
   long bench = 0;
   long warmup = 10;
+  ast_tool::StreamArgs stream;
 };
 
 long parse_int(const std::string& flag, const std::string& value, long min_value) {
@@ -80,7 +87,7 @@ Args parse(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
+      std::cout << kUsage << ast_tool::kStreamUsage;
       std::exit(0);
     } else if (arg == "-k" || arg == "--top-k") {
       a.top_k = static_cast<std::size_t>(parse_int(arg, value(), 1));
@@ -102,6 +109,12 @@ Args parse(int argc, char** argv) {
       a.options.batch_size = static_cast<std::size_t>(parse_int(arg, value(), 1));
     } else if (arg == "--threads") {
       a.options.threads = static_cast<int>(parse_int(arg, value(), 1));
+    } else if (arg == "--precision-hint") {
+      const std::string v = value();
+      if (v != "f32" && v != "bf16") throw UsageError("--precision-hint must be f32 or bf16, not '" + v + "'");
+      a.options.inference_precision = v;
+    } else if (arg == "--cache-dir") {
+      a.options.cache_dir = value();
     } else if (arg == "--device") {
       a.options.device = value();
     } else if (arg == "--bench") {
@@ -110,6 +123,8 @@ Args parse(int argc, char** argv) {
       a.warmup = parse_int(arg, value(), 0);
     } else if (arg == "--no-verify") {
       a.options.verify_sha256 = false;
+    } else if (ast_tool::parse_stream_option(arg, value, a.stream)) {
+      // a --stream option, taken
     } else if (arg.size() > 1 && arg[0] == '-') {
       throw UsageError("unknown option " + arg + " (see --help)");
     } else {
@@ -119,7 +134,15 @@ Args parse(int argc, char** argv) {
   if (positional.empty()) throw UsageError("missing ARTIFACT_DIR (see --help)");
   a.model = positional.front();
   a.files.assign(positional.begin() + 1, positional.end());
-  if (a.files.empty() && a.bench == 0) throw UsageError("missing FILE.wav (see --help)");
+  if (a.stream.enabled) {
+    ast_tool::check_stream_args(a.stream);
+    if (a.bench > 0 || !(a.files.empty() || (a.files.size() == 1 && a.files[0] == "-")))
+      throw UsageError("--stream reads raw PCM from stdin: give no FILE.wav (or -) and no --bench");
+  } else if (!a.stream.given.empty()) {
+    throw UsageError(a.stream.given + " is an option of --stream (see --help)");
+  } else if (a.files.empty() && a.bench == 0) {
+    throw UsageError("missing FILE.wav (see --help)");
+  }
   return a;
 }
 
@@ -156,13 +179,7 @@ void print_table(const ast::Prediction& p, std::size_t k, ast::Aggregate aggrega
     std::printf("%3zu  %-40s %8.4f %8.4f\n", rank++, s.label.c_str(), s.score, mean ? s.max : s.mean);
 }
 
-// numpy.percentile's default (linear interpolation between closest ranks) of sorted values.
-double percentile(const std::vector<double>& sorted, double q) {
-  const double pos = q / 100.0 * static_cast<double>(sorted.size() - 1);
-  const auto lo = static_cast<std::size_t>(std::floor(pos));
-  const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
-}
+using ast_tool::percentile;  // numpy.percentile's default, shared with --stream
 
 // Batch-1 latency of one graph call (tensors in, logits out), after `warmup` untimed calls. The
 // window is the first one of FILE when given, else seeded noise.
@@ -239,6 +256,7 @@ int run(int argc, char** argv) {
   ast::Classifier clf(a.model, a.backend, a.options);
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
+  if (a.stream.enabled) return ast_tool::run_stream(clf, a.model, a.top_k, a.options, a.stream);
   if (a.bench > 0) {
     std::cout << bench(clf, a, load_seconds).dump(2) << "\n";
     return 0;

@@ -106,20 +106,27 @@ struct Prediction {
   std::vector<Score> window_top(std::size_t w, std::size_t k) const;
 };
 
+// The k best labels of one row of scores (ties: lower index first), best first; mean and max equal
+// the score (what Prediction::window_top gives for one window).
+std::vector<Score> rank(const std::vector<float>& scores, const std::vector<std::string>& labels, std::size_t k);
+
 // --- the classifier ---------------------------------------------------------------------------
 
 struct Options {
   std::size_t batch_size = 8;     // windows per graph call, capped by the manifest's batch.max
   double hop_seconds = 0;         // seconds between windows; 0: one window (no overlap)
-  int threads = 0;                // intra-op threads of the libtorch backends; 0: libtorch's default
-  std::string device = "cpu";     // libtorch backends: "cpu" or "cuda[:N]"; TensorRT: "cuda[:N]"
+  int threads = 0;                // intra-op threads (libtorch, OpenVINO); 0: the library's default
+  std::string device = "cpu";     // libtorch backends: "cpu" or "cuda[:N]"; TensorRT: "cuda[:N]"; OpenVINO: "cpu"
+  std::string inference_precision;  // OpenVINO: "f32" (also when empty) or "bf16" (CPUs with bf16)
+  std::string cache_dir;          // OpenVINO: compiled-model cache directory (faster second load); "": none
   bool verify_sha256 = true;      // check each artifact's bytes against the manifest before loading
 };
 
 class Classifier {
  public:
-  // Reads ARTIFACT_DIR/manifest.json, checks the artifact named `backend` ("torchscript", "aoti",
-  // "tensorrt") against its sha256 and loads it.
+  // Reads ARTIFACT_DIR/manifest.json, checks every file of the artifact named `backend`
+  // ("torchscript", "aoti", "tensorrt", "openvino", ...) against its sha256 and loads it (its
+  // primary file) with the backend of the artifact's format.
   explicit Classifier(const std::string& artifact_dir, const std::string& backend = "torchscript",
                       Options options = {});
   ~Classifier();
@@ -140,14 +147,18 @@ class Classifier {
   // One graph call: `batch` rows of window_samples() samples (row-major, zero padded after each
   // row's valid length) and their valid lengths -> batch x labels().size() logits, row-major.
   std::vector<float> logits(const std::vector<float>& windows, const std::vector<std::int64_t>& lengths);
+  // The same call followed by the activation: batch x labels().size() scores, row-major. The one
+  // "score a batch of windows" step of predict() and of ast::StreamingClassifier (ast/streaming.h).
+  std::vector<float> scores(std::vector<float> windows, std::vector<std::int64_t> lengths);
 
   const std::vector<std::string>& labels() const;
   int sample_rate() const;
   std::size_t window_samples() const;   // samples per window (the graph's fixed input length)
+  std::size_t frame_samples() const;    // one analysis frame (25 ms): the shortest audio it takes
   std::size_t max_batch() const;        // largest batch the artifact takes
   const std::string& activation() const;  // "sigmoid" or "softmax"
   const std::string& backend() const;
-  const std::string& artifact_path() const;
+  const std::string& artifact_path() const;  // the artifact's primary file
   int threads() const;  // intra-op threads the backend runs with (0 where it does not apply)
 
   // Backends compiled into this build, e.g. {"torchscript", "aoti"}.

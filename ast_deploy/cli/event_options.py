@@ -1,0 +1,65 @@
+"""The sound-event options of ``predict --events`` and ``stream`` (docs/streaming.md, section 4)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+_EVENT_OPTIONS = [
+    ("threshold", Optional[float], "--threshold", "On threshold of every label (default 0.5)."),
+    ("thresholds", Optional[Path], "--thresholds", "CSV of label,on[,off] rows: per-label thresholds."),
+    ("off_threshold", Optional[float], "--off-threshold", "Off threshold (hysteresis; default: the on threshold)."),
+    ("min_duration", Optional[float], "--min-duration", "Drop events shorter than this (seconds; default 0)."),
+    ("merge_gap", Optional[float], "--merge-gap", "Merge events of a label closer than this (seconds; default 0)."),
+]
+
+
+class EventOptions:
+    """The event flags as given; :meth:`config` resolves them against a model's labels."""
+
+    def __init__(self, **values):
+        self.values = values
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in self.values.values())
+
+    def config(self, labels: list[str]):
+        from ..events import EventConfig, read_thresholds
+
+        v = self.values
+        threshold = 0.5 if v["threshold"] is None else v["threshold"]
+        per_label = {} if v["thresholds"] is None else read_thresholds(v["thresholds"], labels, v["off_threshold"])
+        return EventConfig(
+            threshold=threshold,
+            off_threshold=v["off_threshold"],
+            thresholds=per_label,
+            min_duration=v["min_duration"] or 0.0,
+            merge_gap=v["merge_gap"] or 0.0,
+        )
+
+
+def with_event_options(func):
+    """Add the event flags to a command and pass them on as one ``events_options: EventOptions``."""
+    sig = inspect.signature(func, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != "event_options"]
+    for name, annotation, flag, help_text in _EVENT_OPTIONS:
+        option = typer.Option(flag, help=help_text, rich_help_panel="Events")
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation, option]
+            )
+        )
+
+    @functools.wraps(func)
+    def wrapper(**kwargs):
+        values = {name: kwargs.pop(name) for name, *_ in _EVENT_OPTIONS}
+        return func(event_options=EventOptions(**values), **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper

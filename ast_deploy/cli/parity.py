@@ -1,0 +1,108 @@
+"""``ast-deploy parity``: every artifact against the PyTorch float32 reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import app, console, err_console
+from .options import DeviceOption, TritonModelOption, TritonUrlOption, use_triton_server
+
+
+@app.command()
+def parity(
+    directory: Annotated[Path, typer.Argument(help="Artifact directory written by 'ast-deploy export'.")],
+    audio: Annotated[
+        Optional[list[Path]], typer.Option("--audio", help="Audio files to compare on (repeatable).")
+    ] = None,
+    manifest: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--manifest",
+            help="Labelled manifest (authors' JSON, CSV path,label;label, or a folder per class): adds the task metric.",
+        ),
+    ] = None,
+    n: Annotated[
+        int,
+        typer.Option(
+            "--n", min=1, help="Seeded synthetic signals when no audio is given; clips taken from --manifest otherwise."
+        ),
+    ] = 16,
+    backends: Annotated[
+        Optional[str], typer.Option("--backends", help="Comma-separated (default: every artifact).")
+    ] = None,
+    device: DeviceOption = "cpu",
+    url: TritonUrlOption = None,
+    served_model: TritonModelOption = None,
+    max_abs_logit: Annotated[Optional[float], typer.Option(help="Override the float32 bound.")] = None,
+    min_cosine: Annotated[Optional[float], typer.Option(help="Override the fp16/bf16 cosine bound.")] = None,
+    min_top1: Annotated[Optional[float], typer.Option(help="Override the fp16/bf16 top-1 agreement bound.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
+    markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Write the table as markdown.")] = None,
+    polygraphy_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--polygraphy",
+            help="Write the inputs, reference outputs and polygraphy commands (README.md) here, for TensorRT users.",
+        ),
+    ] = None,
+    crosscheck_with: Annotated[
+        Optional[str],
+        typer.Option("--crosscheck", help="A second judge beside ours: polygraphy (its comparator on ONNX/TensorRT)."),
+    ] = None,
+) -> None:
+    """Run every artifact and the PyTorch float32 reference on the same inputs; exit 1 if any fails."""
+    from .. import polygraphy_handoff
+    from ..artifacts import ArtifactDir
+    from ..fileio import atomic_file
+    from ..parity import ParityInputs, audio_inputs, manifest_inputs, run_parity, synthetic_inputs, threshold_overrides
+    from ..parity import markdown as parity_markdown
+    from ..parity import table as parity_report_table
+    from ..runtime.devices import check_device
+
+    check_device(device)
+    use_triton_server(url, served_model)
+    polygraphy_handoff.check_options(polygraphy_dir, crosscheck_with)
+    artifacts = ArtifactDir(directory)
+    window = artifacts.spec.num_samples or artifacts.frontend_config.window_samples
+    inputs: ParityInputs | None = None
+    if manifest is not None:
+        inputs = manifest_inputs(manifest, artifacts.labels, window, artifacts.spec.sample_rate, n)
+    elif audio:
+        inputs = audio_inputs(audio, window, artifacts.spec.sample_rate)
+    overrides = threshold_overrides(max_abs_logit=max_abs_logit, min_cosine=min_cosine, min_top1=min_top1)
+    names = [b.strip() for b in backends.split(",")] if backends else None
+    if inputs is None and (polygraphy_dir or crosscheck_with):  # polygraphy gets the inputs parity uses
+        inputs = synthetic_inputs(artifacts, n)
+    with err_console.status("running parity ...") as status:
+        report = run_parity(
+            artifacts,
+            names,
+            inputs,
+            n=n,
+            device=device,
+            thresholds=overrides,
+            progress=lambda name: status.update(f"running {name} ..."),
+        )
+    extra = []
+    if polygraphy_dir or crosscheck_with:
+        with err_console.status("running polygraphy ..."):
+            extra = polygraphy_handoff.attach_to_parity(
+                artifacts, report, inputs, polygraphy_dir, crosscheck_with, overrides
+            )
+    console.print(parity_report_table([r.to_dict() for r in report.results], title=f"parity: {report.inputs}"))
+    for line in extra:
+        console.print(line, markup=False, highlight=False)
+    if report.reference_task_metric:
+        m = report.reference_task_metric
+        console.print(f"reference (pytorch float32): {m['metric']} {m['value']:.4f}")
+    if json_out:
+        report.write_json(json_out)
+    if markdown_out:
+        with atomic_file(markdown_out) as f:
+            f.write(parity_markdown([r.to_dict() for r in report.results], f"parity of {directory}: {report.inputs}"))
+            f.write("".join(f"\n{line}\n" for line in extra))
+    if not report.passed:
+        raise typer.Exit(1)

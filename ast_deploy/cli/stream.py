@@ -1,0 +1,237 @@
+"""``ast-deploy stream``: tag audio as it arrives (raw PCM on stdin, or a file, optionally at real-time speed).
+
+One JSON line per window and per event, a summary line at the end (per-hop latency, real-time
+factor), also after Ctrl-C. The line formats are specified in docs/streaming.md, section 5.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from ..errors import InputError
+from .app import app
+from .event_options import EventOptions, with_event_options
+from .options import DeviceOption, with_load_options
+
+PCM_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
+POLL_S = 0.05  # how often a blocked read wakes up to notice Ctrl-C
+
+
+def _line(data: dict) -> None:
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()  # live output: a consumer on a pipe sees each window as it is scored
+
+
+class _Interrupt:
+    """SIGINT sets a flag (instead of raising inside a model call) while the stream runs."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def _handle(self, signum, frame) -> None:
+        self.stopped = True
+
+    @contextlib.contextmanager
+    def installed(self):
+        try:
+            previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (embedded use): Ctrl-C behaves as usual
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _pcm_chunks(source, dtype: np.dtype, channels: int, frames: int, interrupt: _Interrupt) -> Iterator[np.ndarray]:
+    """(frames, channels) arrays from raw interleaved PCM, as the bytes arrive; whole frames only."""
+    frame_bytes = dtype.itemsize * channels
+    want = frames * frame_bytes
+    try:
+        fd = source.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    pending = b""
+    while not interrupt.stopped:
+        if fd is not None:
+            ready, _, _ = select.select([fd], [], [], POLL_S)
+            if not ready:
+                continue
+            data = os.read(fd, want)
+        else:
+            data = source.read(want)
+        if not data:
+            break
+        pending += data
+        whole = len(pending) - len(pending) % frame_bytes
+        if whole:
+            yield np.frombuffer(pending[:whole], dtype).reshape(-1, channels)
+            pending = pending[whole:]
+    if pending and not interrupt.stopped:
+        raise InputError(
+            f"stdin: {len(pending)} trailing byte(s) do not make a whole frame "
+            f"({channels} channel(s) x {dtype.itemsize} bytes)"
+        )
+
+
+def _file_chunks(f, frames: int, realtime: bool, interrupt: _Interrupt, where: str) -> Iterator[np.ndarray]:
+    from ..audio import read_blocks
+
+    begin, sent = time.perf_counter(), 0
+    for block in read_blocks(f, frames, where):
+        if interrupt.stopped:
+            return
+        if realtime:  # release audio no faster than it would arrive live
+            while not interrupt.stopped:
+                ahead = sent / f.samplerate + len(block) / f.samplerate - (time.perf_counter() - begin)
+                if ahead <= 0:
+                    break
+                time.sleep(min(ahead, POLL_S))
+            if interrupt.stopped:
+                return
+        sent += len(block)
+        yield block
+
+
+@app.command()
+@with_load_options
+@with_event_options
+def stream(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.pth, Hugging Face dir) or exported artifact dir.")],
+    source: Annotated[str, typer.Argument(help="Audio file, or - for raw PCM on stdin.")] = "-",
+    pcm_format: Annotated[str, typer.Option("--format", help="Raw PCM on stdin: s16le | f32le.")] = "s16le",
+    rate: Annotated[int, typer.Option(help="Sample rate of the PCM on stdin (resampled to the model's).")] = 16000,
+    channels: Annotated[int, typer.Option(help="Interleaved channels of the PCM on stdin (averaged).")] = 1,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Play a file at real-time speed.")] = False,
+    chunk: Annotated[float, typer.Option(help="Seconds of audio per read.")] = 0.1,
+    hop: Annotated[Optional[float], typer.Option(help="Seconds between windows (default: one window).")] = None,
+    window: Annotated[
+        Optional[float], typer.Option(help="Window in seconds, at most the model's (default: the model's).")
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 5,
+    events: Annotated[
+        bool, typer.Option("--events", help="Track sound events (also on with any event option).")
+    ] = False,
+    device: DeviceOption = "cpu",
+    backend: Annotated[
+        Optional[str], typer.Option(help="Backend of an artifact directory (default: the best available).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    options=None,
+    event_options: EventOptions | None = None,
+) -> None:
+    """Tag audio as it arrives: one JSON line per window and per event, a summary at the end."""
+    from .. import load
+    from ..audio import open_audio
+    from ..events import EventTracker
+    from ..runtime.devices import check_device
+
+    if pcm_format not in PCM_FORMATS:
+        raise InputError(f"--format must be one of {', '.join(PCM_FORMATS)}, not {pcm_format!r}")
+    if rate <= 0 or channels <= 0:
+        raise InputError(f"--rate and --channels must be positive, got {rate} and {channels}")
+    if not chunk > 0:
+        raise InputError(f"--chunk must be positive, got {chunk}")
+    from_stdin = source == "-"
+    if realtime and from_stdin:
+        raise InputError("--realtime paces a file; audio on stdin already arrives in real time")
+    check_device(device)
+    audio_file = None if from_stdin else open_audio(source)
+    clf = load(model, device=device, options=options, backend=backend)
+    interrupt = _Interrupt()
+    try:
+        input_rate = rate if audio_file is None else audio_file.samplerate
+        input_channels = channels if audio_file is None else audio_file.channels
+        s = clf.stream(hop=hop, window=window, sample_rate=input_rate, batch_size=batch_size)
+        s.where = "stdin" if audio_file is None else source
+        tracker = None
+        if events or event_options.given:
+            tracker = EventTracker(clf.labels, event_options.config(clf.labels), s.hop, clf.sample_rate)
+        _line(
+            {
+                "type": "start",
+                "model": str(model),
+                "backend": clf.backend.name,
+                "sample_rate": clf.sample_rate,
+                "input_rate": input_rate,
+                "channels": input_channels,
+                "window": s.window / clf.sample_rate,
+                "hop": s.hop / clf.sample_rate,
+                "labels": len(clf.labels),
+            }
+        )
+        frames = max(1, round(chunk * input_rate))
+        counts = {"windows": 0, "events": 0}
+        latencies: list[float] = []
+        compute = 0.0
+
+        def emit(windows, took: float, final: bool) -> None:
+            for w in windows:
+                order = np.argsort(-w.scores, kind="stable")[:top_k]
+                top = [{"index": int(i), "label": clf.labels[i], "score": float(w.scores[i])} for i in order]
+                _line({"type": "window", "index": w.index, "start": w.start, "end": w.end, "top": top})
+                latencies.append(took)
+                counts["windows"] += 1
+                if tracker is not None:
+                    for e in tracker.update(w.start_sample, w.end_sample, w.scores):
+                        _line({"type": "event", **e.to_json()})
+                        counts["events"] += 1
+            if final and tracker is not None:
+                for e in tracker.flush():
+                    _line({"type": "event", **e.to_json()})
+                    counts["events"] += 1
+
+        with interrupt.installed():
+            if audio_file is None:
+                chunks = _pcm_chunks(sys.stdin.buffer, PCM_FORMATS[pcm_format], channels, frames, interrupt)
+            else:
+                chunks = _file_chunks(audio_file, frames, realtime, interrupt, source)
+            for x in chunks:
+                begin = time.perf_counter()
+                done = s.push(x)
+                took = time.perf_counter() - begin
+                compute += took
+                emit(done, took, final=False)
+            begin = time.perf_counter()
+            try:
+                done = s.flush()
+            except InputError:
+                if not interrupt.stopped:  # too little audio: an error, unless the user stopped early
+                    raise
+                done = []
+            took = time.perf_counter() - begin
+            compute += took
+            emit(done, took, final=True)
+        lat_ms = np.asarray(latencies) * 1000
+        _line(
+            {
+                "type": "summary",
+                **counts,
+                "duration": s.duration,
+                "compute_s": compute,
+                "rtf": compute / s.duration if s.duration else None,
+                "latency_ms": {
+                    "p50": float(np.percentile(lat_ms, 50)) if len(lat_ms) else None,
+                    "p99": float(np.percentile(lat_ms, 99)) if len(lat_ms) else None,
+                    "max": float(lat_ms.max()) if len(lat_ms) else None,
+                },
+                "interrupted": interrupt.stopped,
+            }
+        )
+    finally:
+        clf.close()
+        if audio_file is not None:
+            audio_file.close()

@@ -1,0 +1,184 @@
+"""OpenVINO IRs (``openvino``, ``openvino-int8``) on the CPU, in float32 or bf16.
+
+One IR runs at several precisions: ``INFERENCE_PRECISION_HINT`` decides at compile time whether the
+float arithmetic is f32 or bf16 (the front end of a waveform IR is marked to stay f32 either way;
+see ``export/openvino.py``). Hence four backends over two artifacts:
+
+- ``openvino``: the float32 IR in f32 (same function as PyTorch up to rounding);
+- ``openvino-bf16``: the float32 IR in bf16 (where the CPU has bf16: AVX512-BF16 or AMX);
+- ``openvino-int8``: the INT8 IR with everything not quantised (attention, LayerNorm, GELU) in f32;
+- ``openvino-int8-bf16``: the INT8 IR with that rest in bf16, faster where the CPU has bf16 and
+  judged by the same INT8 parity gate.
+
+Compiled models are cached (OpenVINO's ``CACHE_DIR``) under ``$AST_DEPLOY_CACHE/openvino/<f32|bf16>``
+(default ``~/.cache/ast-deploy/openvino``; ``AST_DEPLOY_CACHE=off`` disables it), so the second load
+of an IR skips compilation. ``PERFORMANCE_HINT`` is LATENCY: a backend call is one synchronous
+inference using every thread on one batch, which is what LATENCY configures (one stream);
+THROUGHPUT splits the cores into streams that only pay off with several requests in flight, e.g.
+several server workers sharing one process (``AST_DEPLOY_OPENVINO_HINT=throughput``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError, UnavailableError
+from .base import OUTPUT_NAME, Backend, InputSpec
+from .registry import BackendEntry
+
+BACKENDS = (
+    BackendEntry("openvino", "openvino", "fp32", devices=("cpu",), rank={"cpu": 5}, options={"inference": "f32"}),
+    BackendEntry(
+        "openvino-bf16", "openvino", "bf16", artifact="openvino", devices=("cpu",), options={"inference": "bf16"}
+    ),
+    BackendEntry("openvino-int8", "openvino", "int8", devices=("cpu",), options={"inference": "f32"}),
+    BackendEntry(
+        "openvino-int8-bf16",
+        "openvino",
+        "int8",
+        artifact="openvino-int8",
+        devices=("cpu",),
+        options={"inference": "bf16"},
+    ),
+)
+
+CACHE_ENV = "AST_DEPLOY_CACHE"
+HINT_ENV = "AST_DEPLOY_OPENVINO_HINT"
+HINTS = ("latency", "throughput", "cumulative_throughput")
+
+
+@cache
+def core():
+    import openvino as ov
+
+    return ov.Core()
+
+
+def missing() -> str | None:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "OpenVINO is not installed (pip install 'ast-deploy[openvino]')"
+    return None
+
+
+def cpu_capabilities() -> list[str]:
+    return list(core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None = None) -> str | None:
+    reason = missing()
+    if reason:
+        return reason
+    if entry.option("inference") == "bf16" and "BF16" not in (caps := cpu_capabilities()):
+        return f"this CPU has no bf16 arithmetic for OpenVINO (its capabilities: {', '.join(caps)})"
+    return None
+
+
+def cache_dir() -> Path | None:
+    """Where compiled models are cached, or ``None`` when ``AST_DEPLOY_CACHE=off``."""
+    root = os.environ.get(CACHE_ENV)
+    if root is not None and root.strip().lower() in ("", "off", "0", "none"):
+        return None
+    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ast-deploy"
+    return base / "openvino"
+
+
+def performance_hint() -> str:
+    hint = os.environ.get(HINT_ENV, "latency").strip().lower()
+    if hint not in HINTS:
+        raise InputError(f"{HINT_ENV}={hint!r}: expected one of {', '.join(HINTS)}")
+    return hint.upper()
+
+
+def open_artifact(
+    entry: BackendEntry, path: Path, spec: InputSpec, device: torch.device, threads: int | None, artifact: dict
+) -> Backend:
+    return OpenVinoBackend(path, spec, entry.option("inference", "f32"), threads, name=entry.name)
+
+
+class OpenVinoBackend(Backend):
+    """One compiled model and one infer request; inputs and outputs cross as NumPy arrays."""
+
+    def __init__(
+        self, path: Path, spec: InputSpec, inference: str = "f32", threads: int | None = None, name: str = "openvino"
+    ):
+        super().__init__(spec, "cpu")
+        reason = missing()
+        if reason:
+            raise UnavailableError(reason)
+        config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": inference, "PERFORMANCE_HINT": performance_hint()}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        cache = cache_dir()
+        if cache is not None:
+            # One cache per inference precision: OpenVINO 2026.4's cache key leaves the precision hint
+            # out, so a bf16 load would import the f32 compilation of the same IR (and return NaN).
+            cache = cache / inference
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+                config["CACHE_DIR"] = str(cache)
+            except OSError:
+                pass  # a read-only home: compile every time rather than fail
+        self.front_end = None
+        if inference != "f32" and spec.kind == "waveform":
+            front, rest = split_front_end(core().read_model(str(path)))
+            self.front_end = core().compile_model(front, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"})
+            self.front_request = self.front_end.create_infer_request()
+            self.compiled = core().compile_model(rest, "CPU", config)
+        else:
+            # Compiling from the path (not a read ov.Model) lets a cache hit skip reading the IR altogether.
+            self.compiled = core().compile_model(str(path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.lock = threading.Lock()  # one infer request: one call at a time
+        self.inference, self.name = inference, name
+
+    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
+        feeds = {
+            name: np.ascontiguousarray(t.detach().cpu().numpy())
+            for name, t in zip(self.spec.input_names, self.graph_inputs(inputs, num_samples))
+        }
+        with self.lock:
+            if self.front_end is not None:
+                self.front_request.infer(feeds)
+                feeds = {**feeds, "features": self.front_request.get_output_tensor(0)}
+            self.request.infer(feeds)
+            # The request reuses its output buffer on the next call: copy out.
+            return torch.from_numpy(self.request.get_tensor(OUTPUT_NAME).data.copy()).float()
+
+    def close(self) -> None:
+        self.request = self.compiled = self.front_end = None
+
+
+def split_front_end(model):
+    """(front end, rest) of a waveform IR, cut where the patch embedding's input is computed.
+
+    OpenVINO's CPU plugin runs some of a bf16-hinted front end in bf16 despite the IR's precision
+    marks (the waveform's mean removal, fused with nodes its own transformations create), which
+    rounds every sample to an 8-bit mantissa: on the tiny fixture the worst logit cosine drops from
+    0.9999 to 0.975. Compiled as its own model with an f32 hint, the front end is exact.
+    """
+    import openvino as ov
+
+    from ..export.openvino import front_end_nodes
+
+    front = {node.get_friendly_name() for node in front_end_nodes(model)}
+    conv = next(op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution")
+    boundary = conv.input(0)
+    # An INT8 IR quantises the features on the way in: cut above the FakeQuantize, which stays with the rest.
+    while boundary.get_source_output().get_node().get_type_name() == "FakeQuantize":
+        boundary = boundary.get_source_output().get_node().input(0)
+    source = boundary.get_source_output()
+    assert source.get_node().get_friendly_name() in front
+    front_model = ov.Model([source], model.get_parameters(), "front_end")
+    features = ov.opset13.parameter(source.get_partial_shape(), source.get_element_type(), name="features")
+    boundary.replace_source_output(features.output(0))
+    # The rest still reads the batch size off the waveform's shape (ShapeOf): it keeps the inputs too.
+    rest_model = ov.Model(model.get_results(), [features, *model.get_parameters()], "transformer")
+    return front_model, rest_model

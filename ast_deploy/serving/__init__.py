@@ -1,0 +1,12 @@
+"""Serving: Triton model repositories (:mod:`.repository`), the bundled server (:mod:`.server`) and a
+client (:mod:`.client`) that predicts through a served model exactly as local predict does.
+
+The layer is optional: the ``serve`` extra brings ``tritonclient``; the server binary comes from the
+``nvidia-pytriton`` wheel, installed without its dependencies (see docs/serving.md).
+"""
+
+from __future__ import annotations
+
+from .repository import RepositoryOptions, parse_config, plan_repository, write_repository
+
+__all__ = ["RepositoryOptions", "parse_config", "plan_repository", "write_repository"]

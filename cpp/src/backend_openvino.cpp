@@ -1,0 +1,212 @@
+// OpenVINO IR artifacts (model.xml + model.bin; "openvino" and "openvino-int8" are both format
+// "openvino") on the CPU through ov::Core: read_model, compile_model with the threads and inference
+// precision asked for, one infer request; the counterpart of ast_deploy/runtime/openvino.py.
+// Built with -DAST_WITH_OPENVINO (the pip wheel's headers and CMake config; see CMakeLists.txt).
+//
+// OpenVINO 2023.1+ C++ API (openvino/openvino.hpp): ov::Core::read_model(xml) finds the weights
+// in the .bin of the same name (manifest format 2 lists both files; both hashes are checked before
+// this runs), compile_model(model, "CPU", properties), CompiledModel::input(name) / output(name),
+// create_infer_request(), InferRequest::set_tensor / infer / get_tensor. ov::Tensor over a host
+// pointer wraps the caller's buffer without a copy.
+//
+// Under a reduced precision hint (bf16) the waveform IR runs as two compiled models, as in the
+// Python runtime (split_front_end there): the front end (framing, DFT, mel, log) in f32, the rest at
+// the hint. OpenVINO's CPU plugin runs some of a bf16-hinted front end in bf16 despite the IR's
+// precision marks, rounding every sample to an 8-bit mantissa.
+#include <openvino/op/parameter.hpp>
+#include <openvino/openvino.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend.h"
+
+namespace ast::detail {
+namespace {
+
+constexpr const char* kFeatures = "features";  // the split models' boundary tensor
+
+// ov::Exception messages span several lines and start with the OpenVINO source file that threw
+// ("Exception from src/...cpp:123:"); keep what a user can act on, on one line.
+std::string message(const std::exception& e) {
+  std::istringstream lines(e.what());
+  std::string line, out;
+  while (std::getline(lines, line)) {
+    line.erase(0, line.find_first_not_of(" \t"));
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+    if (line.empty() || line.rfind("Exception from ", 0) == 0 || line.rfind("Check '", 0) == 0) continue;
+    out += (out.empty() ? "" : "; ") + line;
+  }
+  return out.empty() ? std::string(e.what()) : out;
+}
+
+// Options::inference_precision -> OpenVINO's INFERENCE_PRECISION_HINT. "f32" is also what an
+// empty value means: the artifacts are float32 IRs (int8 ones quantise the GEMMs only), and f32 is
+// what the parity gates were checked with; "bf16" is the opt-in speed-up on CPUs that have it.
+ov::element::Type precision_hint(const std::string& name) {
+  if (name.empty() || name == "f32" || name == "fp32") return ov::element::f32;
+  if (name == "bf16") return ov::element::bf16;
+  if (name == "f16" || name == "fp16") return ov::element::f16;
+  throw BackendError("inference precision '" + name + "' is not one OpenVINO's CPU plugin takes (f32, bf16, f16)");
+}
+
+// (front end, rest) of a waveform IR, cut at the patch embedding's input (the first Convolution's
+// data input, above any FakeQuantize of an int8 IR): the front end maps the graph's inputs to the
+// features; the rest takes "features" plus the graph's inputs (it reads the batch size off the
+// waveform's shape).
+std::pair<std::shared_ptr<ov::Model>, std::shared_ptr<ov::Model>> split_front_end(const std::shared_ptr<ov::Model>& model,
+                                                                                  const std::string& file) {
+  std::shared_ptr<ov::Node> conv;
+  for (const auto& op : model->get_ordered_ops()) {
+    if (std::string(op->get_type_name()) == "Convolution") {
+      conv = op;
+      break;
+    }
+  }
+  if (!conv) throw BackendError(file + ": IR has no Convolution (patch embedding) to split the front end off at");
+  ov::Node* consumer = conv.get();  // the node whose input 0 is the boundary (ov::Input is not assignable)
+  while (std::string(consumer->input_value(0).get_node()->get_type_name()) == "FakeQuantize")
+    consumer = consumer->input_value(0).get_node();
+  ov::Input<ov::Node> boundary = consumer->input(0);
+  const ov::Output<ov::Node> source = boundary.get_source_output();
+  auto front = std::make_shared<ov::Model>(ov::OutputVector{source}, model->get_parameters(), "front_end");
+  auto features = std::make_shared<ov::op::v0::Parameter>(source.get_element_type(), source.get_partial_shape());
+  features->set_friendly_name(kFeatures);
+  features->output(0).get_tensor().set_names({kFeatures});
+  boundary.replace_source_output(features->output(0));
+  ov::ParameterVector parameters{features};
+  for (const auto& p : model->get_parameters()) parameters.push_back(p);
+  auto rest = std::make_shared<ov::Model>(model->get_results(), parameters, "transformer");
+  return {front, rest};
+}
+
+class OpenVINOBackend final : public Backend {
+ public:
+  explicit OpenVINOBackend(const BackendConfig& config)
+      : file_(config.file),
+        waveform_(config.manifest.input_names.at(0)),
+        lengths_(config.manifest.input_names.at(1)),
+        output_(config.manifest.output_name),
+        num_samples_(config.manifest.num_samples),
+        num_labels_(config.manifest.labels.size()) {
+    if (config.options.device != "cpu")
+      throw BackendError("device '" + config.options.device + "': the OpenVINO backend runs on the CPU only (--device cpu)");
+    const ov::element::Type precision = precision_hint(config.options.inference_precision);
+    std::shared_ptr<ov::Model> model;
+    try {
+      // One cache per precision, as the Python runtime keeps them: OpenVINO 2026.4's cache key
+      // leaves the precision hint out, so a bf16 load would import the f32 compilation of the IR.
+      if (!config.options.cache_dir.empty())
+        core_.set_property(ov::cache_dir(config.options.cache_dir + "/" + precision.get_type_name()));
+      model = core_.read_model(file_);  // and the .bin beside it
+    } catch (const std::exception& e) {
+      throw BackendError(file_ + ": OpenVINO cannot read this IR: " + message(e));
+    }
+    // The manifest's I/O names, as the exporter gave them to the IR's tensors.
+    const auto port = [&](const std::string& name, bool input) {
+      try {
+        return input ? model->input(name) : model->output(name);
+      } catch (const std::exception&) {
+        std::string have;
+        for (const auto& p : input ? model->inputs() : model->outputs())
+          for (const std::string& n : p.get_names()) have += (have.empty() ? "" : ", ") + n;
+        throw BackendError(file_ + ": IR has no " + (input ? "input" : "output") + " tensor '" + name +
+                           "' (the manifest's I/O names; the IR has " + (have.empty() ? "none" : have) + ")");
+      }
+    };
+    const ov::element::Type wave_type = port(waveform_, true).get_element_type();
+    lengths_type_ = port(lengths_, true).get_element_type();
+    port(output_, false);
+    if (model->inputs().size() != 2)
+      throw BackendError(file_ + ": IR has " + std::to_string(model->inputs().size()) + " inputs, expected 2");
+    if (wave_type != ov::element::f32)
+      throw BackendError(file_ + ": IR input '" + waveform_ + "' is " + wave_type.get_type_name() + ", expected f32");
+    if (lengths_type_ != ov::element::i64 && lengths_type_ != ov::element::i32)
+      throw BackendError(file_ + ": IR input '" + lengths_ + "' is " + lengths_type_.get_type_name() +
+                         ", expected i64 or i32");
+
+    const auto compile = [&](const std::shared_ptr<ov::Model>& m, ov::element::Type hint) {
+      ov::AnyMap properties{ov::hint::inference_precision(hint),
+                            // one request at a time: all threads on it (what the Python runtime sets)
+                            ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
+      if (config.options.threads > 0) properties.emplace(ov::inference_num_threads(config.options.threads));
+      return core_.compile_model(m, "CPU", properties);
+    };
+    try {
+      if (precision != ov::element::f32) {
+        auto [front, rest] = split_front_end(model, file_);
+        front_ = compile(front, ov::element::f32);
+        front_request_ = front_.create_infer_request();
+        split_ = true;
+        model = rest;
+      }
+      compiled_ = compile(model, precision);
+      request_ = compiled_.create_infer_request();
+      threads_ = compiled_.get_property(ov::inference_num_threads);
+    } catch (const BackendError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw BackendError(file_ + ": OpenVINO cannot compile this IR for the CPU: " + message(e));
+    }
+  }
+
+  std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch) override {
+    try {
+      // The graphs only read their inputs: the tensors alias the caller's buffers.
+      const ov::Tensor wave(ov::element::f32, ov::Shape{batch, num_samples_}, const_cast<float*>(waveform));
+      std::vector<std::int32_t> lengths32;
+      ov::Tensor len;
+      if (lengths_type_ == ov::element::i32) {
+        lengths32.assign(lengths, lengths + batch);
+        len = ov::Tensor(ov::element::i32, ov::Shape{batch}, lengths32.data());
+      } else {
+        len = ov::Tensor(ov::element::i64, ov::Shape{batch}, const_cast<std::int64_t*>(lengths));
+      }
+      if (split_) {  // the front end in f32; its output tensor feeds the rest without a copy
+        front_request_.set_tensor(waveform_, wave);
+        front_request_.set_tensor(lengths_, len);
+        front_request_.infer();
+        request_.set_tensor(kFeatures, front_request_.get_output_tensor(0));
+      }
+      request_.set_tensor(waveform_, wave);
+      request_.set_tensor(lengths_, len);
+      request_.infer();
+      const ov::Tensor logits = request_.get_tensor(output_);
+      const ov::Shape shape = logits.get_shape();
+      if (shape.size() != 2 || shape[0] != batch || shape[1] != num_labels_ || logits.get_element_type() != ov::element::f32) {
+        throw BackendError(file_ + ": IR returned logits of shape " + logits.get_shape().to_string() + " " +
+                           logits.get_element_type().get_type_name() + ", expected [" + std::to_string(batch) + ", " +
+                           std::to_string(num_labels_) + "] f32");
+      }
+      const float* p = logits.data<const float>();
+      return std::vector<float>(p, p + batch * num_labels_);
+    } catch (const BackendError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw BackendError(file_ + ": OpenVINO inference failed: " + message(e));
+    }
+  }
+
+  int threads() const override { return threads_; }
+
+ private:
+  std::string file_, waveform_, lengths_, output_;
+  std::size_t num_samples_, num_labels_;
+  ov::Core core_;  // declared before the compiled models and requests: it must outlive them
+  ov::CompiledModel front_, compiled_;  // front_: the f32 front end, when split_
+  ov::InferRequest front_request_, request_;
+  bool split_ = false;
+  ov::element::Type lengths_type_ = ov::element::i64;
+  int threads_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> open_openvino(const BackendConfig& config) { return std::make_unique<OpenVINOBackend>(config); }
+
+}  // namespace ast::detail

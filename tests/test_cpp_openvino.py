@@ -1,0 +1,206 @@
+"""The C++ runtime's OpenVINO backend against the Python OpenVINO runtime, on the same IR files.
+
+The library is built into ``build/cpp-openvino`` (ignored by git, reused across runs) without
+libtorch (``-DAST_WITH_TORCH=OFF``): OpenVINO alone, from the pip wheel's CMake config, which also
+shows that the library builds with no libtorch at all. The tiny model is exported with
+``ast-deploy export --to openvino,openvino-int8``; ``ast_classify --json`` must give what
+``ast-deploy predict --json`` gives on the same IR (scores within 1e-4, same labels in the same
+order), and a damaged IR must be one ``error: ...`` line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, SPEECH_WAV
+from test_cpp import (  # noqa: F401  (wavs is a fixture)
+    CPP_DIR,
+    TOP_K,
+    WAV_CASES,
+    _run,
+    assert_one_error_line,
+    assert_same_result,
+    cpp_predict,
+    export,
+    python_predict,
+    run_host,
+    wavs,
+)
+
+openvino = pytest.importorskip("openvino", reason="OpenVINO not installed (pip install -e '.[openvino]')")
+
+BUILD_DIR = REPO_ROOT / "build" / "cpp-openvino"
+BACKENDS = ("openvino", "openvino-int8")  # one C++ backend (format "openvino") runs both artifacts
+
+
+def openvino_cmake_dir() -> Path:
+    """Where the wheel keeps ``OpenVINOConfig.cmake`` (next to its ``include/`` and ``libs/``)."""
+    return Path(openvino.__file__).resolve().parent / "cmake"
+
+
+@pytest.fixture(scope="session")
+def ov_host() -> Path:
+    """``ast_classify`` built with the OpenVINO backend only; an up-to-date build costs seconds."""
+    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"C++ toolchain not installed ({', '.join(missing)}): run 'make system-deps'")
+    ov_dir = openvino_cmake_dir()
+    if not (ov_dir / "OpenVINOConfig.cmake").is_file():
+        pytest.skip(f"this openvino wheel has no CMake config ({ov_dir})")
+    cache = BUILD_DIR / "CMakeCache.txt"
+    if not cache.is_file() or str(ov_dir) not in cache.read_text(errors="replace"):
+        configure = _run(
+            [
+                *("cmake", "-S", CPP_DIR, "-B", BUILD_DIR, "-DCMAKE_BUILD_TYPE=Release"),
+                *("-DAST_WITH_TORCH=OFF", "-DAST_WITH_OPENVINO=ON", f"-DOpenVINO_DIR={ov_dir}"),
+            ],
+            timeout=300,
+        )
+        assert configure.returncode == 0, f"cmake configure failed:\n{configure.stdout}\n{configure.stderr}"
+        assert "OpenVINO backend ON" in configure.stdout, configure.stdout
+    jobs = str(min(2, os.cpu_count() or 1))
+    build = _run(["cmake", "--build", BUILD_DIR, "-j", jobs], timeout=900)
+    assert build.returncode == 0, f"C++ build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    return BUILD_DIR / "ast_classify"
+
+
+@pytest.fixture(scope="session")
+def ov_artifact(tmp_path_factory) -> Path:
+    """The tiny authors' model (1.015 s windows, 10 labels, sigmoid) as OpenVINO IRs, f32 and int8."""
+    return export(tmp_path_factory.mktemp("cpp-openvino") / "tiny", "--to", ",".join(BACKENDS), "--input", "waveform")
+
+
+@pytest.fixture(scope="session")
+def ov_predictions(ov_host, ov_artifact, wavs) -> dict[str, tuple[dict, dict]]:  # noqa: F811
+    """backend -> (C++ JSON, Python JSON) over all WAVs, each runtime called once per backend."""
+    files = list(wavs.values())
+    return {
+        b: (
+            cpp_predict(ov_host, ov_artifact, files, b, "-k", TOP_K),
+            python_predict(ov_artifact, files, b, "-k", TOP_K),
+        )
+        for b in BACKENDS
+    }
+
+
+def test_available_and_listed(ov_artifact):
+    manifest = json.loads((ov_artifact / "manifest.json").read_text())
+    by_name = {a["name"]: a for a in manifest["artifacts"]}
+    for name in BACKENDS:  # format 2: the .xml first (what the backend opens), then its .bin
+        assert by_name[name]["format"] == "openvino"
+        assert [Path(f["file"]).suffix for f in by_name[name]["files"]] == [".xml", ".bin"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("wav", ["speech_16k", *WAV_CASES])
+def test_scores_match_python(ov_predictions, wavs, backend, wav):  # noqa: F811
+    cpp, py = ov_predictions[backend]
+    assert cpp["backend"] == py["backend"] == backend
+    i = list(wavs).index(wav)
+    result = cpp["results"][i]
+    assert result["source"] == str(wavs[wav]) and len(result["top"]) == TOP_K
+    assert_same_result(result, py["results"][i])
+
+
+@pytest.mark.parametrize(
+    "artifact_name, python_backend", [("openvino", "openvino-bf16"), ("openvino-int8", "openvino-int8-bf16")]
+)
+def test_bf16_hint_matches_python(ov_host, ov_artifact, wavs, artifact_name, python_backend):  # noqa: F811
+    """``--precision-hint bf16`` is the Python runtime's ``*-bf16`` backend: the same IR with the front
+    end compiled apart in f32 and the rest with INFERENCE_PRECISION_HINT=bf16 (where the CPU has bf16)."""
+    from ast_deploy.runtime import registry
+
+    if python_backend not in registry.names():
+        pytest.skip(f"the Python runtime has no {python_backend} backend")
+    reason = registry.unavailable(python_backend, "cpu")
+    if reason:
+        pytest.skip(f"{python_backend}: {reason}")
+    files = list(wavs.values())
+    cpp = cpp_predict(ov_host, ov_artifact, files, artifact_name, "-k", TOP_K, "--precision-hint", "bf16")
+    py = python_predict(ov_artifact, files, python_backend, "-k", TOP_K)
+    for c, p in zip(cpp["results"], py["results"], strict=True):
+        assert_same_result(c, p)
+
+
+def test_threads_and_bench(ov_host, ov_artifact):
+    proc = run_host(ov_host, ov_artifact, SPEECH_WAV, "--backend", "openvino-int8", "--bench", "3", "--warmup", "1",
+                    "--threads", "1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["backend"] == "openvino-int8" and report["threads"] == 1 and report["artifact"].endswith(".xml")
+    assert 0 < report["latency_ms"]["min"] <= report["latency_ms"]["p50"] <= report["latency_ms"]["max"]
+
+
+def test_compiled_model_cache(ov_host, ov_artifact, tmp_path):
+    """``--cache-dir``: the first load writes OpenVINO's compiled blob (under DIR/f32: OpenVINO's cache
+    key leaves the precision hint out), the second reads it."""
+    cache = tmp_path / "ov-cache"
+    first = cpp_predict(ov_host, ov_artifact, [SPEECH_WAV], "openvino", "--cache-dir", cache)
+    blobs = [p for p in cache.rglob("*") if p.is_file()]
+    assert blobs and all(p.parent == cache / "f32" for p in blobs), blobs  # one cache per precision hint
+    second = cpp_predict(ov_host, ov_artifact, [SPEECH_WAV], "openvino", "--cache-dir", cache)
+    assert_same_result(second["results"][0], first["results"][0])
+
+
+# --- bad input: exit status 2, one line ----------------------------------------------------------
+
+
+@pytest.fixture
+def ov_tampered(ov_artifact, tmp_path) -> Path:
+    copy = tmp_path / "tampered"
+    shutil.copytree(ov_artifact, copy)
+    return copy
+
+
+def _weights(art: Path, name: str) -> Path:
+    manifest = json.loads((art / "manifest.json").read_text())
+    (artifact,) = [a for a in manifest["artifacts"] if a["name"] == name]
+    return art / artifact["files"][1]["file"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_corrupted_bin_is_a_hash_mismatch(ov_host, ov_tampered, backend):
+    weights = _weights(ov_tampered, backend)
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    line = assert_one_error_line(
+        run_host(ov_host, ov_tampered, SPEECH_WAV, "--backend", backend), "sha256", "does not match"
+    )
+    assert str(weights) in line
+
+
+def test_missing_bin(ov_host, ov_tampered):
+    weights = _weights(ov_tampered, "openvino")
+    weights.unlink()
+    line = assert_one_error_line(run_host(ov_host, ov_tampered, SPEECH_WAV, "--backend", "openvino"), "missing")
+    assert str(weights) in line
+
+
+def test_truncated_bin_unverified_is_an_openvino_error(ov_host, ov_tampered):
+    """With --no-verify the hash check is skipped: OpenVINO itself refuses weights that are too short."""
+    weights = _weights(ov_tampered, "openvino")
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert_one_error_line(
+        run_host(ov_host, ov_tampered, SPEECH_WAV, "--backend", "openvino", "--no-verify"), "model.xml", "OpenVINO"
+    )
+
+
+def test_wrong_io_names_are_named(ov_host, ov_tampered):
+    manifest = json.loads((ov_tampered / "manifest.json").read_text())
+    manifest["input"]["names"] = ["audio", "num_samples"]
+    (ov_tampered / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_error_line(
+        run_host(ov_host, ov_tampered, SPEECH_WAV, "--backend", "openvino"), "no input tensor 'audio'", "waveform"
+    )
+
+
+def test_usage_errors(ov_host, ov_artifact):
+    args = (ov_host, ov_artifact, SPEECH_WAV, "--backend", "openvino")
+    assert_one_error_line(run_host(*args, "--precision-hint", "f16"), "--precision-hint must be f32 or bf16")
+    assert_one_error_line(run_host(*args, "--device", "cuda"), "runs on the CPU only")
+    assert_one_error_line(run_host(ov_host, ov_artifact, SPEECH_WAV), "no artifact 'torchscript'")
