@@ -3,6 +3,7 @@ mixed down to mono and resampled with a band-limited resampler (soxr) to the mod
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,12 +66,19 @@ def prepare_audio(samples, sample_rate: int, target_rate: int = SAMPLE_RATE, whe
 def open_audio(path: str | Path) -> sf.SoundFile:
     """An open sound file for block reads (:func:`read_blocks`); errors as one line."""
     path = Path(path)
+    with _read_errors(path):
+        return sf.SoundFile(path)
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """A missing, directory or unreadable ``path`` as one :class:`InputError` line."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not an audio file")
     try:
-        return sf.SoundFile(path)
+        yield
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise InputError(f"{path}: not a readable audio file ({str(e).strip() or e.__class__.__name__})") from None
     except OSError as e:
@@ -97,14 +105,6 @@ def read_blocks(f: sf.SoundFile, frames: int, where: str) -> Iterator[np.ndarray
 def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read a sound file as mono float32 at ``target_rate``."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not an audio file")
-    try:
+    with _read_errors(path):
         samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise InputError(f"{path}: not a readable audio file ({str(e).strip() or e.__class__.__name__})") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
     return prepare_audio(samples, sample_rate, target_rate, where=str(path))

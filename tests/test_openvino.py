@@ -184,6 +184,22 @@ def test_bf16_variants_are_data_with_their_own_precision_and_availability(monkey
     assert registry.unavailable("openvino-int8", "cpu") is None
 
 
+def test_each_batch_size_is_compiled_static_and_gives_the_rows_of_batch_one(exported):
+    backend = ArtifactDir(exported).open("openvino-int8", threads=1)
+    x = torch.from_numpy(synthetic_signals(3, WINDOW, 16000)[0])
+    n = torch.full((3,), WINDOW, dtype=torch.int64)
+    if backend.spec.kind == "fbank":
+        from ast_deploy.frontend import KaldiFbank
+
+        x, n = KaldiFbank(ArtifactDir(exported).frontend_config)(x, n), None
+    rows = torch.cat([backend(x[i : i + 1], None if n is None else n[i : i + 1]) for i in range(3)])
+    together = backend(x, n)
+    assert sorted(backend.by_batch) == [1, 3]  # one static compilation per batch size
+    for shape in (i.get_partial_shape() for i in backend.compiled.inputs):
+        assert shape.is_static and shape[0].get_length() == 3
+    torch.testing.assert_close(together, rows, atol=1e-4, rtol=0)
+
+
 def test_bf16_keeps_the_front_end_in_float32_and_is_judged_as_bf16(exported):
     """bf16 would round the samples and count valid frames in 8-bit mantissas: a waveform IR's front end
     runs as its own f32 model, the transformer in bf16, and the result passes the bf16 parity gate."""

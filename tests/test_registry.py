@@ -62,3 +62,11 @@ def test_device_restrictions_say_why():
         "the AOTInductor package was compiled for cuda, not cpu"
     )
     assert registry.unavailable("torchscript", "cpu") is None
+
+
+def test_the_architecture_docs_list_every_backend():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    missing = [name for name in registry.names() if f"| `{name}` | `{registry.get(name).runtime}` |" not in text]
+    assert not missing, f"docs/architecture.md's registry table lacks {missing}"

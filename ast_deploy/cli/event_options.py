@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Optional
 
-import typer
+from .options import option_group
 
 _EVENT_OPTIONS = [
     ("threshold", Optional[float], "--threshold", "On threshold of every label (default 0.5)."),
@@ -43,23 +41,5 @@ class EventOptions:
         )
 
 
-def with_event_options(func):
-    """Add the event flags to a command and pass them on as one ``events_options: EventOptions``."""
-    sig = inspect.signature(func, eval_str=True)
-    params = [p for p in sig.parameters.values() if p.name != "event_options"]
-    for name, annotation, flag, help_text in _EVENT_OPTIONS:
-        option = typer.Option(flag, help=help_text, rich_help_panel="Events")
-        params.append(
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation, option]
-            )
-        )
-
-    @functools.wraps(func)
-    def wrapper(**kwargs):
-        values = {name: kwargs.pop(name) for name, *_ in _EVENT_OPTIONS}
-        return func(event_options=EventOptions(**values), **kwargs)
-
-    wrapper.__signature__ = sig.replace(parameters=params)
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    return wrapper
+# Add the event flags to a command and pass them on as one ``event_options: EventOptions``.
+with_event_options = option_group(_EVENT_OPTIONS, "Events", "event_options", EventOptions)

@@ -25,28 +25,38 @@ _LOAD_OPTIONS = [
 ]
 
 
+def option_group(specs: list[tuple], panel: str, into: str, make):
+    """A decorator adding each ``(name, annotation, flag, help)`` of ``specs`` to a command (in help
+    panel ``panel``) and passing them on together as one argument ``into=make(**values)``."""
+
+    def decorate(func):
+        sig = inspect.signature(func, eval_str=True)
+        params = [p for p in sig.parameters.values() if p.name != into]
+        for name, annotation, flag, help_text in specs:
+            option = typer.Option(flag, help=help_text, rich_help_panel=panel)
+            params.append(
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation, option]
+                )
+            )
+
+        @functools.wraps(func)
+        def wrapper(**kwargs):
+            values = {name: kwargs.pop(name) for name, *_ in specs}
+            return func(**{into: make(**values)}, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
+
 def with_load_options(func):
     """Add the checkpoint flags to a command and pass them on as one ``options: LoadOptions``."""
     from ..checkpoints import LoadOptions
 
-    sig = inspect.signature(func, eval_str=True)
-    params = [p for p in sig.parameters.values() if p.name != "options"]
-    for name, annotation, flag, help_text in _LOAD_OPTIONS:
-        option = typer.Option(flag, help=help_text, rich_help_panel="Checkpoint")
-        params.append(
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation, option]
-            )
-        )
-
-    @functools.wraps(func)
-    def wrapper(**kwargs):
-        options = LoadOptions(**{name: kwargs.pop(name) for name, *_ in _LOAD_OPTIONS})
-        return func(options=options, **kwargs)
-
-    wrapper.__signature__ = sig.replace(parameters=params)
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    return wrapper
+    return option_group(_LOAD_OPTIONS, "Checkpoint", "options", LoadOptions)(func)
 
 
 # --- other shared options ------------------------------------------------------------------------
