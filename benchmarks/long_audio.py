@@ -28,8 +28,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ast_deploy.bench import environment  # noqa: E402
-from ast_deploy.fileio import atomic_file, write_json  # noqa: E402
+from ast_deploy.bench import environment, report  # noqa: E402
 
 RATE = 16000
 
@@ -81,10 +80,7 @@ def markdown(doc: dict) -> str:
 
 
 def plot(doc: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     minutes = [r["minutes"] for r in doc["rows"]]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -97,9 +93,7 @@ def plot(doc: dict, path: Path) -> None:
     b.set_ylabel("wall time (s)")
     fig.suptitle(f"predict --hop {doc['hop']:g}: {doc['model']} ({doc['machine']})")
     fig.tight_layout()
-    with atomic_file(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,11 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "environment": env,
         "rows": rows,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "results.json", doc)
-    with atomic_file(out / "results.md", "w") as f:
-        f.write(markdown(doc))
-    plot(doc, out / "results.png")
+    report.write_outputs(out / "results", doc, markdown(doc), plot)
     print(markdown(doc))
     return 0
 

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from ast_deploy.artifacts import ArtifactDir
+from ast_deploy.bench import report as bench_report
 from ast_deploy.bench.environment import collect, machine_name
-from ast_deploy.fileio import atomic_file, write_json
 from ast_deploy.serving.client import TritonClient
 from ast_deploy.serving.repository import RepositoryOptions, python_model_name, write_repository
 from ast_deploy.serving.server import TritonServer
@@ -161,10 +161,7 @@ def to_markdown(report: dict) -> str:
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = bench_report.pyplot()
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for mode in ("in-process", "served"):
@@ -180,9 +177,7 @@ def plot(report: dict, path: Path) -> None:
         ax.legend()
     fig.suptitle(f"{report['backend']}: Triton (dynamic batching) vs in-process, {report['machine']}")
     fig.tight_layout()
-    with atomic_file(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    bench_report.save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,12 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     name = f"serving_{backend_name}_{args.artifact_dir.resolve().name}"
     out = args.out or REPO_ROOT / "benchmarks" / "results" / report["machine"] / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out.with_name(out.name + ext) for ext in (".json", ".md", ".png")]
-    write_json(paths[0], report)
-    with atomic_file(paths[1]) as f:
-        f.write(to_markdown(report))
-    plot(report, paths[2])
+    paths = bench_report.write_outputs(out, report, to_markdown(report), plot)
     print(to_markdown(report))
     print(" ".join(map(str, paths)))
     return 0

@@ -27,8 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import ast_deploy  # noqa: E402
-from ast_deploy.bench import environment  # noqa: E402
-from ast_deploy.fileio import atomic_file, write_json  # noqa: E402
+from ast_deploy.bench import environment, report  # noqa: E402
 
 
 def signal(seconds: float, rate: int) -> np.ndarray:
@@ -103,10 +102,7 @@ def markdown(doc: dict) -> str:
 
 
 def plot(doc: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     hops = [r["hop_s"] for r in doc["rows"]]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -120,9 +116,7 @@ def plot(doc: dict, path: Path) -> None:
     ax.set_title(f"{doc['model']} ({doc['backend']}, {doc['machine']})")
     ax.legend()
     fig.tight_layout()
-    with atomic_file(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "environment": env,
         "rows": rows,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "results.json", doc)
-    with atomic_file(out / "results.md", "w") as f:
-        f.write(markdown(doc))
-    plot(doc, out / "results.png")
+    report.write_outputs(out / "results", doc, markdown(doc), plot)
     print(markdown(doc))
     return 0
 

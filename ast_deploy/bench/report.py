@@ -231,10 +231,7 @@ def plot(doc: dict, path: str | Path, title: str | None = None) -> None:
     where = env["gpus"][0]["name"] if "cuda" in doc["settings"]["device"] and env["gpus"] else env["cpu"]["model"]
     fig.suptitle(title or f"{Path(doc['source']['path']).name} on {where} ({doc['settings']['device']})")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_file(path, "wb") as f:
-        fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write(doc: dict, json_path=None, markdown_path=None, plot_path=None, title: str | None = None) -> list[Path]:
@@ -251,3 +248,33 @@ def write(doc: dict, json_path=None, markdown_path=None, plot_path=None, title: 
         plot(doc, plot_path, title)
         written.append(Path(plot_path))
     return written
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend: figures go to files, there is no display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
+    """Write ``fig`` atomically (format from the suffix, PNG by default) and release it."""
+    path = Path(path)
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=dpi)
+    pyplot().close(fig)
+
+
+def write_outputs(stem: str | Path, doc: dict, markdown_text: str, plot) -> list[Path]:
+    """``STEM.json`` (``doc``), ``STEM.md`` and ``STEM.png`` (``plot(doc, path)``) of a benchmark script."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + ext) for ext in (".json", ".md", ".png")]
+    write_json(paths[0], doc)
+    with atomic_file(paths[1], "w") as f:
+        f.write(markdown_text)
+    plot(doc, paths[2])
+    return paths
