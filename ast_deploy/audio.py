@@ -102,9 +102,26 @@ def read_blocks(f: sf.SoundFile, frames: int, where: str) -> Iterator[np.ndarray
         position += len(block)
 
 
-def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read a sound file as mono float32 at ``target_rate``."""
+# Decoded past the end of a ``load_audio(..., head=N)`` request, so the resampler's filter sees the
+# same neighbourhood for the samples kept as in a whole-file read (its edge effects fall in the margin).
+HEAD_MARGIN_SECONDS = 0.5
+
+
+def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE, head: int | None = None) -> np.ndarray:
+    """Read a sound file as mono float32 at ``target_rate``.
+
+    ``head``: only the first ``head`` samples (at ``target_rate``) are wanted, and only about that
+    much is decoded, whatever the file's length; they equal the whole-file read's first ``head``
+    samples (exactly without resampling, within 1e-6 with it: tested).
+    """
     path = Path(path)
     with _read_errors(path):
-        samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
-    return prepare_audio(samples, sample_rate, target_rate, where=str(path))
+        if head is None:
+            samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
+        else:
+            with sf.SoundFile(path) as f:
+                sample_rate = f.samplerate
+                frames = int(np.ceil((head / target_rate + HEAD_MARGIN_SECONDS) * sample_rate))
+                samples = f.read(frames, dtype="float32", always_2d=True)
+    x = prepare_audio(samples, sample_rate, target_rate, where=str(path))
+    return x if head is None else x[:head]

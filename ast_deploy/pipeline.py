@@ -131,10 +131,12 @@ class Classifier:
             return self.backend(x)
         return self.backend(x, n)
 
-    def score_batch(self, windows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Scores (activation of the logits) of one batch of windows (B, window) with valid lengths (B,)."""
+    def score_batch(self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1) -> np.ndarray:
+        """Scores (activation of the logits) of one batch of windows (B, window) with valid lengths (B,).
+
+        ``pad_to``: run at least that batch size (the extra rows' results are dropped)."""
         rows = len(windows)
-        pad = self.backend.spec.min_batch - rows
+        pad = max(self.backend.spec.min_batch, pad_to) - rows
         if pad > 0:  # engines built for a minimum batch: repeat the last row, drop its result
             windows = np.concatenate([windows, np.repeat(windows[-1:], pad, 0)])
             lengths = np.concatenate([lengths, np.repeat(lengths[-1:], pad)])

@@ -195,18 +195,21 @@ class AudioStream:
         out: list[StreamWindow] = []
         while len(self._pending) >= self.batch or (self._pending and (self.eager or final)):
             batch, self._pending = self._pending[: self.batch], self._pending[self.batch :]
-            out.extend(self._score(batch))
+            # Offline, the last partial batch of a file that already ran full ones: padded to the
+            # full size on backends that would otherwise compile a shape for it.
+            padded = not self.eager and self._scored > 0 and self.classifier.backend.static_batch_shapes
+            out.extend(self._score(batch, pad_to=self.batch if padded else 1))
         self._trim()
         return out
 
-    def _score(self, batch: list[tuple[int, int]]) -> list[StreamWindow]:
+    def _score(self, batch: list[tuple[int, int]], pad_to: int = 1) -> list[StreamWindow]:
         # Cut this batch's windows only: (batch, model window), zero padded past each valid length.
         windows = np.zeros((len(batch), self.model_window), np.float32)
         lengths = np.zeros(len(batch), np.int64)
         for row, (start, end) in enumerate(batch):
             windows[row, : end - start] = self._buf[start - self._buf_start : end - self._buf_start]
             lengths[row] = end - start
-        scores = self.classifier.score_batch(windows, lengths)
+        scores = self.classifier.score_batch(windows, lengths, pad_to)
         out = []
         for (start, end), row in zip(batch, scores, strict=True):
             out.append(StreamWindow(self._scored, start, end, self.sample_rate, row))

@@ -14,6 +14,7 @@ Writes results.json, results.md and results.png under ``--out``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -47,18 +48,21 @@ def cli() -> str:
     return str(beside) if beside.exists() else (shutil.which("ast-deploy") or "ast-deploy")
 
 
-def run(args: list[str]) -> tuple[float, float]:
-    """(peak RSS MiB, wall seconds) of one ``ast-deploy`` process."""
+def run(args: list[str], output: Path) -> tuple[float, float, int]:
+    """(peak RSS MiB, wall seconds, windows scored) of one ``ast-deploy predict ... --json`` process.
+
+    Its JSON goes to ``output`` (read after the process ended, so it adds nothing to the peak)."""
     begin = time.perf_counter()
-    with open(os.devnull, "w") as devnull:
-        proc = subprocess.Popen([cli(), *args], stdout=devnull, stderr=subprocess.PIPE)
+    with open(output, "w") as out:
+        proc = subprocess.Popen([cli(), *args], stdout=out, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - begin
         err = proc.stderr.read().decode()
         proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"ast-deploy {' '.join(args)} failed:\n{err}")
-    return usage.ru_maxrss / 1024, wall
+    (result,) = json.loads(output.read_text())["results"]
+    return usage.ru_maxrss / 1024, wall, len(result["windows"])
 
 
 def markdown(doc: dict) -> str:
@@ -115,11 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             write_flac(path, minutes * 60)
             flags = ["--hop", str(args.hop), "--json", "-k", "1", "--no-progress"]
             flags += ["--backend", args.backend] if args.backend else []
-            rss, wall = run(["predict", str(args.model), str(path), *flags])
-            hop = max(1, round(args.hop * RATE))
-            rows.append(
-                {"minutes": minutes, "windows": int(minutes * 60 * RATE) // hop, "peak_rss_mib": rss, "wall_s": wall}
-            )
+            rss, wall, windows = run(["predict", str(args.model), str(path), *flags], path.with_suffix(".json"))
+            rows.append({"minutes": minutes, "windows": windows, "peak_rss_mib": rss, "wall_s": wall})
             print(rows[-1], file=sys.stderr)
             path.unlink()
     doc = {

@@ -660,7 +660,7 @@ def target_lines(doc: dict) -> list[str]:
         floor = ""
         if row["roofline_fraction"]:
             mixed = "floor_ms_per_clip_by_precision" in (doc.get("roofline") or {})
-            of = f"its mixed {row['precision']}" if mixed else "the bf16 matmul"
+            of = f"its mixed {row.get('compute_precision') or row['precision']}" if mixed else "the bf16 matmul"
             floor = f"; {row['roofline_fraction']:.0%} of {of} floor"
         lines.append(
             f"Targets, {what}, batch {row['batch']}, best backend {backend}: {'; '.join(parts)}{floor}{extra}."

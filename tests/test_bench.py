@@ -164,6 +164,7 @@ def test_checkpoint_runs_end_to_end_and_model_only_in_process():
         check_row(row)
         assert row["memory"] is None and row["isolation"] == "none"
         # each row against the floor of its own precision (bf16 rows: all GEMMs at the bf16 rate)
+        assert row["compute_precision"] == row["precision"]  # pytorch-bf16 runs everything in bf16
         mixed = doc["roofline"]["floor_ms_per_clip_by_precision"][row["precision"]]
         assert row["roofline_fraction"] == pytest.approx(mixed / (row["latency_ms"]["mean"] / row["batch"]))
         if row["backend"] == "pytorch":
@@ -494,7 +495,7 @@ def test_cpu_peers_run_transformers_model(side_by_side, peers, tiny_model_dir, n
 
 def test_mixed_floor_is_the_sum_of_parts_at_their_rates():
     from ast_deploy import ASTConfig
-    from ast_deploy.bench.roofline import floor_ms, flops_by_part, mixed_floors
+    from ast_deploy.bench.roofline import floor_ms, flops_by_part, mixed_floors, roofline_fraction
 
     base = ASTConfig.from_size("base", target_length=1024)
     parts = flops_by_part(base)
@@ -511,6 +512,11 @@ def test_mixed_floor_is_the_sum_of_parts_at_their_rates():
     roofline = {"floor_ms_per_clip": 1.0, "floor_ms_per_clip_by_precision": floors}
     assert floor_ms(roofline, "int8") == floors["int8"] and floor_ms(roofline, "weird") == 1.0
     assert floor_ms({"floor_ms_per_clip": 2.0}, "int8") == 2.0  # a document from before mixed floors
+    # A row is held to the floor of what its GEMMs run at (an int8 IR with the bf16 hint: int8+bf16)
+    timed = {"batch": 2, "latency_ms": {"mean": 10.0}, "precision": "int8"}
+    assert roofline_fraction(timed, roofline) == pytest.approx(floors["int8"] / 5.0)
+    timed["compute_precision"] = "int8+bf16"
+    assert roofline_fraction(timed, roofline) == pytest.approx(floors["int8+bf16"] / 5.0)
 
 
 def test_side_by_side_targets_against_the_fastest_peer(side_by_side):

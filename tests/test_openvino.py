@@ -209,6 +209,8 @@ def test_bf16_keeps_the_front_end_in_float32_and_is_judged_as_bf16(exported):
     for name in ("openvino-bf16", "openvino-int8-bf16"):
         backend = artifacts.open(name, threads=1)
         assert backend.precision == ("bf16" if name == "openvino-bf16" else "int8")  # the variant's, not fp32
+        # the roofline's mix: int8 GEMMs with the rest in bf16 is its own floor
+        assert backend.compute_precision == ("bf16" if name == "openvino-bf16" else "int8+bf16")
         assert str(backend.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'bfloat16'>"
         precisions = {
             op.get_rt_info()["runtimePrecision"].astype(str)
@@ -265,6 +267,25 @@ def test_cli_predict_parity_and_bench_run_them(exported, tmp_path):
         (b, n, "ok") for b in ("openvino", "openvino-int8") for n in (1, 2)
     }
     assert all(r["load_s"] is None or r["load_s"] > 0 for r in rows)
+
+
+def test_a_files_last_partial_batch_runs_padded_at_a_compiled_size(exported):
+    """Offline, a file's last partial batch is padded to the batch size already compiled (a new static
+    shape costs a compilation, ~300 MB for AST-base); a file shorter than one batch runs its own size.
+    The scores are those of the (unpadded) PyTorch reference, window for window."""
+    import ast_deploy
+
+    clf = ast_deploy.load(exported, backend="openvino")
+    reference = ast_deploy.load(exported, backend="pytorch")
+    rng = np.random.default_rng(1)
+    signal = (0.1 * rng.standard_normal(WINDOW * 11)).astype(np.float32)  # 11 windows: 4 + 4 + 3
+    scores, starts = clf.scores(signal, batch_size=4)
+    assert len(starts) == 11 and sorted(clf.backend.by_batch) == [1, 4]  # 1: compiled at load
+    np.testing.assert_allclose(scores, reference.scores(signal, batch_size=4)[0], atol=1e-5, rtol=0)
+    short, _ = clf.scores(signal[: WINDOW * 3], batch_size=4)  # one batch of 3: nothing to pad to
+    assert sorted(clf.backend.by_batch) == [1, 3, 4]
+    np.testing.assert_allclose(short, scores[:3], atol=1e-5, rtol=0)
+    assert not reference.backend.static_batch_shapes
 
 
 def test_default_backend_is_openvino_float32(exported):

@@ -100,6 +100,20 @@ def test_table_top_labels_match_python_api(tiny_model_dir, classifier, audio):
     assert "5 windows" in result.stdout
 
 
+def test_a_long_file_path_is_printed_on_one_line(tiny_model_dir, audio, tmp_path):
+    """Paths are headings, not table titles: rich wrapped titles to the table's width (CI's checkout
+    path was long enough to cut ``5 windows`` in two), and a cut path cannot be copied or grepped."""
+    deep = tmp_path.joinpath(*["a_directory_name_long_enough_to_wrap"] * 4)
+    deep.mkdir(parents=True)
+    copy = deep / audio.name
+    copy.write_bytes(audio.read_bytes())
+    result = run_cli("predict", tiny_model_dir, copy, "-k", "2")
+    assert result.code == 0, result.stderr
+    assert f"{copy}  (4.15 s, 5 windows)" in result.stdout.splitlines()
+    info = run_cli("info", tiny_model_dir)
+    assert str(tiny_model_dir) in info.stdout.splitlines()
+
+
 def test_stereo_44k_is_mixed_down_and_resampled_to_the_same_timeline(classifier, stereo_44k, speech):
     x = load_audio(stereo_44k)
     assert x.size == speech.size

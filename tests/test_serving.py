@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SPEECH_WAV, TINY_CASE, TINY_PTH, authors_options, cli_script, run_cli
 
 from ast_deploy.errors import InputError
 from ast_deploy.export import FORMATS, export
@@ -31,7 +32,6 @@ from ast_deploy.serving.repository import (
     plan_repository,
     write_repository,
 )
-from tests.conftest import SPEECH_WAV, TINY_CASE, TINY_PTH, authors_options, cli_script, run_cli
 
 pytest.importorskip("tritonclient.grpc", reason="the serve extra (tritonclient) is not installed")
 

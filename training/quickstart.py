@@ -146,7 +146,8 @@ def parity_on_unseen_voices(qs: Quickstart, clips: int = 200) -> dict:
     )
     report = run_parity(artifacts, inputs=inputs)
     report.write_json(qs.out / "parity.json")
-    console.print(table([r.to_dict() for r in report.results], f"parity on {report.inputs}"))
+    console.print(f"parity on {report.inputs}", markup=False, highlight=False, soft_wrap=True)
+    console.print(table([r.to_dict() for r in report.results]))
     for r in report.results:
         if not r.passed:
             console.print(f"[bold red]{r.backend} fails parity on unseen voices: {'; '.join(r.failures)}[/bold red]")

@@ -107,11 +107,12 @@ def bench_command(
     if backends is not None and backends.strip() == "list":
         from rich.table import Table
 
-        listing = Table(title=f"backends of {source} on {device}")
+        listing = Table()
         listing.add_column("backend")
         listing.add_column("status")
         for name, status in list_backends(source, options, device):
             listing.add_row(name, status)
+        console.print(f"backends of {source} on {device}", markup=False, highlight=False, soft_wrap=True)
         console.print(listing)
         return 0
     names = [b.strip() for b in backends.split(",") if b.strip()] if backends else None

@@ -156,6 +156,7 @@ def new_row(backend: str, kind: InputKind, batch: int, device: str, isolation: s
         "status": "ok",
         "reason": None,
         "precision": None,
+        "compute_precision": None,
         "device": device,
         "isolation": isolation,
         "clip_seconds": None,
@@ -305,6 +306,7 @@ def measure(
         h2d = "included" if timing.h2d == "include" or not cuda else "excluded"
     return {
         "precision": backend.precision,
+        "compute_precision": backend.compute_precision,  # the roofline floor's precision mix
         "clip_seconds": clip_seconds,
         "iterations": len(wall_ms),
         "warmup_iterations": max(1, timing.warmup),

@@ -203,16 +203,18 @@ def plot(doc: dict, path: str | Path, title: str | None = None) -> None:
             ax.invert_yaxis()
         else:
             backends = list(dict.fromkeys(name for name, _ in series))
+            palette = plt.get_cmap("tab10" if len(backends) <= 10 else "tab20")
             for key, rows in series.items():
                 rows = sorted(rows, key=lambda r: r["batch"])
-                style = "-" if key[1] == "waveform" else "--"  # colour: backend; line style: input kind
-                color = f"C{backends.index(key[0]) % 10}"
+                # colour (and past 20 backends, marker): backend; line style: input kind. The default
+                # 10-colour cycle made side_by_side's 13 backends share colours.
+                i = backends.index(key[0])
                 ax.plot(
                     [r["batch"] for r in rows],
                     [value(r) for r in rows],
-                    style,
-                    color=color,
-                    marker="o",
+                    "-" if key[1] == "waveform" else "--",
+                    color=palette(i % 20),
+                    marker="os^Dv"[i // 20 % 5],
                     label=label[key],
                 )
             batches = sorted({r["batch"] for r in ok})

@@ -131,7 +131,8 @@ def roofline_fraction(row: dict, roofline: dict) -> float | None:
     latency = row.get("latency_ms")
     if not latency:
         return None
-    return floor_ms(roofline, row.get("precision")) / (latency["mean"] / row["batch"])
+    precision = row.get("compute_precision") or row.get("precision")  # rows from before compute_precision
+    return floor_ms(roofline, precision) / (latency["mean"] / row["batch"])
 
 
 def describe(roofline: dict) -> str:

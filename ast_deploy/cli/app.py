@@ -70,6 +70,16 @@ err_console = _Console(stderr=True)
 state: dict = {"debug": False}  # "argv": this invocation's arguments (bench records them)
 
 
+def print_table(heading: str, table) -> None:
+    """``heading`` on its own line, never wrapped, then ``table``.
+
+    Not the table's title: rich wraps a title to the table's width, which cut file paths in two
+    (and made them impossible to copy or grep) whenever the path was longer than the table.
+    """
+    console.print(heading, markup=False, highlight=False, soft_wrap=True)
+    console.print(table)
+
+
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
     state["debug"] = debug

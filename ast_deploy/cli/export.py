@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperCommand
 
-from .app import app, console, err_console
+from .app import app, err_console, print_table
 from .options import with_load_options
 
 TO_HELP = "Comma-separated formats or all-available."
@@ -115,4 +115,4 @@ def export_cmd(
         if polygraphy_dir:
             status.update("writing the polygraphy hand-off ...")
             log(handoff_after_export(out, polygraphy_dir))
-    console.print(parity_report_table(manifest["artifacts"], title=f"{out} ({manifest['input']['kind']} input)"))
+    print_table(f"{out} ({manifest['input']['kind']} input)", parity_report_table(manifest["artifacts"]))

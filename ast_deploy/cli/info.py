@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .app import app, console
+from .app import app, console, print_table
 from .options import print_json, with_load_options
 
 
@@ -48,7 +48,7 @@ def info(
     if as_json:
         print_json(data)
         return
-    table = Table(show_header=False, title=str(model))
+    table = Table(show_header=False)
     for key, value in data.items():
         if key == "labels":
             shown = " | ".join(value[:5]) + (f", ... ({len(value)} labels)" if len(value) > 5 else "")
@@ -57,4 +57,4 @@ def info(
             table.add_row(key, ", ".join(f"{k}={v}" for k, v in value.items()))
         else:
             table.add_row(key, str(value))
-    console.print(table)
+    print_table(str(model), table)

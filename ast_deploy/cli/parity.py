@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import app, console, err_console
+from .app import app, console, err_console, print_table
 from .options import DeviceOption, TritonModelOption, TritonUrlOption, use_triton_server
 
 
@@ -92,7 +92,7 @@ def parity(
             extra = polygraphy_handoff.attach_to_parity(
                 artifacts, report, inputs, polygraphy_dir, crosscheck_with, overrides
             )
-    console.print(parity_report_table([r.to_dict() for r in report.results], title=f"parity: {report.inputs}"))
+    print_table(f"parity: {report.inputs}", parity_report_table([r.to_dict() for r in report.results]))
     for line in extra:
         console.print(line, markup=False, highlight=False)
     if report.reference_task_metric:

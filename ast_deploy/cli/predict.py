@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import InputError
-from .app import app, console, err_console
+from .app import app, err_console, print_table
 from .event_options import EventOptions, with_event_options
 from .options import DeviceOption, print_json, with_load_options
 
@@ -92,7 +92,7 @@ def predict(
         )
         return
     for r in results:
-        table = Table(title=f"{r.source}  ({r.duration:.2f} s, {len(r.starts)} window{'s' * (len(r.starts) > 1)})")
+        table = Table()
         table.add_column("#", justify="right")
         table.add_column("label")
         table.add_column(aggregate, justify="right")
@@ -100,7 +100,7 @@ def predict(
         for i, t in enumerate(r.top(top_k, aggregate), 1):
             other = t["max"] if aggregate == "mean" else t["mean"]
             table.add_row(str(i), t["label"], f"{t['score']:.4f}", f"{other:.4f}")
-        console.print(table)
+        print_table(f"{r.source}  ({r.duration:.2f} s, {len(r.starts)} window{'s' * (len(r.starts) > 1)})", table)
 
 
 def print_json_line(data) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import InputError
-from .app import app, console
+from .app import app, console, print_table
 from .options import print_json
 
 KIND_HELP = "Instance kind of ONNX, TorchScript and python models: auto, cpu or gpu (TensorRT is always gpu)."
@@ -69,12 +69,12 @@ def triton(
     if as_json:
         print_json({"repository": str(out), "models": rows, "skipped": plan.skipped})
         return
-    table = Table(title=f"{out}: Triton model repository")
+    table = Table()
     for column in ("model", "Triton backend", "artifact", "outputs"):
         table.add_column(column)
     for r in rows:
         table.add_row(r["model"], r["backend"], f"{r['artifact']} ({r['precision']})", ", ".join(r["outputs"]))
-    console.print(table)
+    print_table(f"{out}: Triton model repository", table)
     for s in plan.skipped:
         console.print(f"not written: {s['name']} ({s['reason']})", markup=False)
     console.print(f"serve it: see {out / 'README.md'}", markup=False)

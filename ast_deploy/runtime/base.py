@@ -74,6 +74,9 @@ class Backend(abc.ABC):
     precision: str = "fp32"
     # Its work is torch kernels launched on torch's current CUDA stream, so a CUDA graph can capture it.
     graph_capturable: bool = False
+    # It compiles one static shape per batch size (OpenVINO): a partial batch costs a compilation
+    # (seconds, and ~300 MB for AST-base) unless padded to a size it already runs.
+    static_batch_shapes: bool = False
 
     def __init__(self, spec: InputSpec, device: str | torch.device = "cpu"):
         self.spec = spec
@@ -85,6 +88,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor: ...
+
+    @property
+    def compute_precision(self) -> str:
+        """What its GEMMs run at, a key of ``bench.roofline.PRECISION_MIX``: :attr:`precision` unless the
+        runtime computes the unquantised part of an int8 model in bf16 ("int8+bf16")."""
+        return self.precision
 
     def graph_inputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """The graph's positional inputs on this backend's device."""

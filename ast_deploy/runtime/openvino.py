@@ -113,6 +113,8 @@ def open_artifact(
 class OpenVinoBackend(Backend):
     """One compiled model and one infer request; inputs and outputs cross as NumPy arrays."""
 
+    static_batch_shapes = True
+
     def __init__(
         self, path: Path, spec: InputSpec, inference: str = "f32", threads: int | None = None, name: str = "openvino"
     ):
@@ -139,6 +141,11 @@ class OpenVinoBackend(Backend):
         self.by_batch: OrderedDict[int, tuple] = OrderedDict()  # batch -> (front request | None, request)
         self.lock = threading.Lock()  # one infer request per batch size: one call at a time
         self._requests(max(spec.min_batch, 1))  # compile now: load time is reported as load time
+
+    @property
+    def compute_precision(self) -> str:
+        # An int8 IR with the bf16 hint: quantised GEMMs in int8, attention and the rest in bf16.
+        return "int8+bf16" if self.precision == "int8" and self.inference == "bf16" else self.precision
 
     def _requests(self, batch: int) -> tuple:
         """The (front end, model) infer requests for a static ``batch``, compiled on first use."""
