@@ -1,9 +1,10 @@
 """Long recordings: peak RSS and wall time of ``ast-deploy predict --hop H --json`` vs duration.
 
 Each duration is a generated 16 kHz FLAC (silence and tone bursts, written block by block) run
-through the installed ``ast-deploy predict`` in its own process; peak RSS comes from the kernel's
-accounting of that process (``wait4``). Memory should not depend on the duration (issue 13): the
-file is decoded, resampled, cut and scored one block and one batch at a time.
+through the installed ``ast-deploy predict`` in its own process, whose own peak RSS is measured
+(``ast_deploy.bench.memory.run_measured``: not floored by this script's). Memory should not depend
+on the duration (issue 13): the file is decoded, resampled, cut and scored one block and one batch
+at a time.
 
     python benchmarks/long_audio.py MODEL [--backend NAME] [--minutes 1,10,60] [--hop 0.25]
         [--out benchmarks/results/<machine>/long_audio]
@@ -15,12 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ast_deploy.bench import environment, report  # noqa: E402
+from ast_deploy.bench import environment, memory, report  # noqa: E402
 
 RATE = 16000
 
@@ -52,17 +50,12 @@ def run(args: list[str], output: Path) -> tuple[float, float, int]:
     """(peak RSS MiB, wall seconds, windows scored) of one ``ast-deploy predict ... --json`` process.
 
     Its JSON goes to ``output`` (read after the process ended, so it adds nothing to the peak)."""
-    begin = time.perf_counter()
     with open(output, "w") as out:
-        proc = subprocess.Popen([cli(), *args], stdout=out, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - begin
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"ast-deploy {' '.join(args)} failed:\n{err}")
+        measured = memory.run_measured([cli(), *args], stdout=out)
+    if measured.returncode != 0:
+        raise SystemExit(f"ast-deploy {' '.join(args)} failed:\n{measured.stderr}")
     (result,) = json.loads(output.read_text())["results"]
-    return usage.ru_maxrss / 1024, wall, len(result["windows"])
+    return measured.peak_rss_mib, measured.wall_s, len(result["windows"])
 
 
 def markdown(doc: dict) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -241,6 +242,37 @@ def test_measure_times_any_backend_for_at_least_the_minimum_calls():
     assert row["latency_ms"]["min"] >= 1.0
     assert row["cuda_graph"] == "not applicable" and row["precision"] == "fp32"
     assert row["real_time_factor"] == pytest.approx(3 * 1.0 / (row["latency_ms"]["mean"] / 1e3))
+
+
+MEMORY_PROBE = """
+import json, subprocess, sys
+import numpy as np
+from ast_deploy.bench.memory import peak_rss_mib, run_measured
+big = np.ones(2**30 // 8)  # this process peaks at 1 GiB, then frees it
+del big
+allocate = [sys.executable, "-c", "import numpy as np; x = np.ones(200 * 2**20 // 8)"]
+own = [sys.executable, "-c", (  # memory.py alone (stdlib only): importing ast_deploy would load torch
+    "import sys, importlib.util as u; s = u.spec_from_file_location('m', sys.argv[1]); m = sys.modules['m'] = u.module_from_spec(s); "
+    "s.loader.exec_module(m); print(m.peak_rss_mib())"
+), sys.modules["ast_deploy.bench.memory"].__file__]
+print(json.dumps({
+    "parent": peak_rss_mib(),
+    "child_own_peak": float(subprocess.run(own, capture_output=True, text=True).stdout),
+    "measured_idle": run_measured([sys.executable, "-c", "pass"]).peak_rss_mib,
+    "measured_200": run_measured(allocate).peak_rss_mib,
+}))
+"""
+
+
+def test_peak_rss_is_the_process_own_not_its_parents():
+    """A child's ru_maxrss is floored by its parent's peak (the trap that made memory tests unable to
+    fail inside a large pytest process); ``peak_rss_mib`` and ``run_measured`` are not."""
+    proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["parent"] > 1024
+    assert got["child_own_peak"] < 200 and got["measured_idle"] < 200
+    assert 200 < got["measured_200"] < 400
 
 
 def test_latency_stats():

@@ -126,6 +126,17 @@ def test_bf16_hint_matches_python(ov_host, ov_artifact, wavs, artifact_name, pyt
         assert_same_result(c, p)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_last_partial_batch_matches_python(ov_host, ov_artifact, backend):
+    """5 windows at --batch-size 2: batches of 2, 2 and a last one of 1, which both runtimes pad to the
+    compiled batch of 2 on OpenVINO (no third static compilation); same scores, window for window."""
+    flags = ("-k", TOP_K, "--batch-size", "2")
+    cpp = cpp_predict(ov_host, ov_artifact, [SPEECH_WAV], backend, *flags)
+    py = python_predict(ov_artifact, [SPEECH_WAV], backend, *flags)
+    assert len(py["results"][0]["windows"]) == 5
+    assert_same_result(cpp["results"][0], py["results"][0])
+
+
 def test_threads_and_bench(ov_host, ov_artifact):
     proc = run_host(ov_host, ov_artifact, SPEECH_WAV, "--backend", "openvino-int8", "--bench", "3", "--warmup", "1",
                     "--threads", "1")  # fmt: skip

@@ -37,6 +37,7 @@ from conftest import (
 import ast_deploy
 from ast_deploy import FrontEndConfig, InputError
 from ast_deploy.audio import load_audio
+from ast_deploy.bench.memory import run_measured
 from ast_deploy.events import EventConfig, EventTracker, detect_events, read_thresholds
 from ast_deploy.pipeline import Classifier, window_starts
 from ast_deploy.runtime.base import Backend, InputSpec
@@ -495,9 +496,10 @@ def test_ctrl_c_ends_cleanly_with_the_summary(micro, tmp_path):
 
 STREAM_RSS = textwrap.dedent(
     """
-    import resource, sys, numpy as np, torch
+    import sys, numpy as np, torch
     torch.set_num_threads(1)
     import ast_deploy
+    from ast_deploy.bench.memory import peak_rss_mib  # this process's own peak, not its parent's
     from ast_deploy.events import EventConfig, EventTracker
     clf = ast_deploy.load(sys.argv[1])
     stream = clf.stream(hop=0.25, sample_rate=44100)
@@ -510,7 +512,7 @@ STREAM_RSS = textwrap.dedent(
         for w in stream.push(on if (i // 7) % 2 else off):
             tracker.update(w.start_sample, w.end_sample, w.scores)
         if i + 1 in (600, 3600):
-            peaks[i + 1] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            peaks[i + 1] = peak_rss_mib()
     stream.flush(); tracker.flush()
     print(peaks[600], peaks[3600], stream.duration)
     """
@@ -524,7 +526,7 @@ def test_stream_memory_is_flat_over_an_hour(micro):
     assert proc.returncode == 0, proc.stderr
     at_10_min, at_60_min, duration = proc.stdout.split()
     assert float(duration) == pytest.approx(3600, abs=0.01)
-    growth_mib = (int(at_60_min) - int(at_10_min)) / 1024
+    growth_mib = float(at_60_min) - float(at_10_min)
     assert growth_mib < 8, f"peak RSS grew by {growth_mib:.1f} MiB from 10 to 60 min of stream"
 
 
@@ -539,16 +541,11 @@ def write_long_flac(path: Path, seconds: int) -> Path:
 
 
 def peak_rss_mib(*args: str) -> float:
-    """Peak RSS of ``ast-deploy ARGS`` run in its own process (its output to /dev/null)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with open(os.devnull, "w") as devnull:
-        proc = subprocess.Popen([cli_script(), *args], stdout=devnull, stderr=subprocess.PIPE, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
-    assert proc.returncode == 0, err
-    return usage.ru_maxrss / 1024
+    """Peak RSS of ``ast-deploy ARGS`` run in its own process (its output to /dev/null): its own peak,
+    not floored by this pytest process's (which ``ru_maxrss`` of a plain child would be)."""
+    measured = run_measured([cli_script(), *args], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert measured.returncode == 0, measured.stderr
+    return measured.peak_rss_mib
 
 
 def test_two_hour_file_predicts_in_bounded_memory(micro, tmp_path):

@@ -33,6 +33,7 @@ import torch
 from ..checkpoints import LoadOptions
 from ..errors import InputError
 from ..runtime.base import Backend, InputKind, InputSpec
+from .memory import peak_rss_mib, rss_mib
 from .sources import BenchSource, open_source
 
 if TYPE_CHECKING:
@@ -324,23 +325,6 @@ def measure(
 
 
 # --- memory --------------------------------------------------------------------------------------
-
-
-def rss_mib() -> float | None:
-    try:
-        import psutil
-    except ImportError:
-        return None
-    return psutil.Process().memory_info().rss / 2**20
-
-
-def peak_rss_mib() -> float | None:
-    try:
-        import resource
-    except ImportError:  # not Unix
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def gpu_used_mib(device: torch.device) -> float:

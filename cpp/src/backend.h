@@ -24,6 +24,10 @@ class Backend {
 
   // Intra-op threads the backend computes with (0 where that is not the backend's business).
   virtual int threads() const { return 0; }
+
+  // It compiles one static shape per batch size (OpenVINO): a file's last partial batch is then
+  // padded to the batch size already run rather than compiled for (as the Python runtime does).
+  virtual bool static_batch_shapes() const { return false; }
 };
 
 // What a backend factory gets: the verified artifact file and everything about its graph.

@@ -179,6 +179,7 @@ class OpenVINOBackend final : public Backend {
   }
 
   int threads() const override { return threads_; }
+  bool static_batch_shapes() const override { return true; }
 
  private:
   struct Compiled {

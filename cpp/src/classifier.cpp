@@ -136,10 +136,11 @@ struct Classifier::Impl {
   std::size_t step = 1;  // windows per graph call
 
   // One graph call on `batch` rows; rows are repeated up to the artifact's minimum batch (as the
-  // Python runtime does for engines built for one) and their logits dropped again.
-  std::vector<float> run(std::vector<float>& windows, std::vector<std::int64_t>& lengths, std::size_t batch) {
+  // Python runtime does for engines built for one), or up to `pad_to`, and their logits dropped again.
+  std::vector<float> run(std::vector<float>& windows, std::vector<std::int64_t>& lengths, std::size_t batch,
+                         std::size_t pad_to = 1) {
     const std::size_t n = manifest.num_samples, labels_n = manifest.labels.size();
-    const std::size_t padded = std::max(batch, manifest.min_batch);
+    const std::size_t padded = std::max({batch, manifest.min_batch, pad_to});
     for (std::size_t r = batch; r < padded; ++r) {
       windows.insert(windows.end(), windows.end() - static_cast<std::ptrdiff_t>(n), windows.end());
       lengths.push_back(lengths.back());
@@ -154,8 +155,9 @@ struct Classifier::Impl {
   }
 
   // run() and the activation, row by row: the scores of one batch of windows (predict and streams).
-  std::vector<float> score(std::vector<float>& windows, std::vector<std::int64_t>& lengths, std::size_t batch) {
-    std::vector<float> out = run(windows, lengths, batch);
+  std::vector<float> score(std::vector<float>& windows, std::vector<std::int64_t>& lengths, std::size_t batch,
+                           std::size_t pad_to = 1) {
+    std::vector<float> out = run(windows, lengths, batch, pad_to);
     const std::size_t labels_n = manifest.labels.size();
     for (std::size_t r = 0; r < batch; ++r) activate(out.data() + r * labels_n, labels_n, manifest.activation);
     return out;
@@ -246,7 +248,9 @@ Prediction Classifier::predict(const std::vector<float>& samples, const std::str
       std::copy_n(samples.begin() + static_cast<std::ptrdiff_t>(s), len, windows.begin() + static_cast<std::ptrdiff_t>(r * window));
       lengths[r] = static_cast<std::int64_t>(len);
     }
-    const std::vector<float> scores = impl_->score(windows, lengths, batch);
+    // The last partial batch of a file that ran full ones: padded on backends that compile per size.
+    const std::size_t pad_to = first > 0 && impl_->backend->static_batch_shapes() ? m.step : 1;
+    const std::vector<float> scores = impl_->score(windows, lengths, batch, pad_to);
     for (std::size_t r = 0; r < batch; ++r)
       p.scores.emplace_back(scores.begin() + static_cast<std::ptrdiff_t>(r * labels_n),
                             scores.begin() + static_cast<std::ptrdiff_t>((r + 1) * labels_n));
