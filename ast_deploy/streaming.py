@@ -195,12 +195,19 @@ class AudioStream:
         out: list[StreamWindow] = []
         while len(self._pending) >= self.batch or (self._pending and (self.eager or final)):
             batch, self._pending = self._pending[: self.batch], self._pending[self.batch :]
-            # Offline, the last partial batch of a file that already ran full ones: padded to the
-            # full size on backends that would otherwise compile a shape for it.
-            padded = not self.eager and self._scored > 0 and self.classifier.backend.static_batch_shapes
-            out.extend(self._score(batch, pad_to=self.batch if padded else 1))
+            out.extend(self._score(batch, pad_to=self._padded_size(len(batch))))
         self._trim()
         return out
+
+    def _padded_size(self, rows: int) -> int:
+        """The batch size to run ``rows`` windows at. Offline, on a backend that compiles one static shape
+        per batch size (OpenVINO: seconds and ~300 MB each for AST-base), a file's last partial batch
+        runs padded to the full batch already run (a few wasted windows instead of a compilation).
+        A file shorter than one batch runs its own size (padding it would cost compute on every such
+        file), and so do live streams (latency)."""
+        if self.eager or self._scored == 0 or not self.classifier.backend.static_batch_shapes:
+            return rows
+        return self.batch
 
     def _score(self, batch: list[tuple[int, int]], pad_to: int = 1) -> list[StreamWindow]:
         # Cut this batch's windows only: (batch, model window), zero padded past each valid length.

@@ -272,7 +272,7 @@ def test_cli_predict_parity_and_bench_run_them(exported, tmp_path):
 def test_a_files_last_partial_batch_runs_padded_at_a_compiled_size(exported):
     """Offline, a file's last partial batch is padded to the batch size already compiled (a new static
     shape costs a compilation, ~300 MB for AST-base); a file shorter than one batch runs its own size.
-    The scores are those of the (unpadded) PyTorch reference, window for window."""
+    The scores are the (unpadded) PyTorch reference's, window for window."""
     import ast_deploy
 
     clf = ast_deploy.load(exported, backend="openvino")
@@ -282,7 +282,7 @@ def test_a_files_last_partial_batch_runs_padded_at_a_compiled_size(exported):
     scores, starts = clf.scores(signal, batch_size=4)
     assert len(starts) == 11 and sorted(clf.backend.by_batch) == [1, 4]  # 1: compiled at load
     np.testing.assert_allclose(scores, reference.scores(signal, batch_size=4)[0], atol=1e-5, rtol=0)
-    short, _ = clf.scores(signal[: WINDOW * 3], batch_size=4)  # one batch of 3: nothing to pad to
+    short, _ = clf.scores(signal[: WINDOW * 3], batch_size=4)  # one batch of 3: nothing run to pad to
     assert sorted(clf.backend.by_batch) == [1, 3, 4]
     np.testing.assert_allclose(short, scores[:3], atol=1e-5, rtol=0)
     assert not reference.backend.static_batch_shapes
