@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .checkpoints import Checkpoint, load_checkpoint
-from .errors import InputError
+from .errors import InputError, UnavailableError
 from .export.manifest import find_artifact, read_manifest, verify_artifact
 from .frontend import FrontEndConfig, KaldiFbank
 from .pipeline import Classifier
@@ -81,6 +81,9 @@ class ArtifactDir:
         if name not in self.backend_names():
             raise InputError(f"unknown backend {name!r}; this directory has: {', '.join(self.backend_names())}")
         entry = registry.get(name)
+        wrong = registry.wrong_device(entry, device)
+        if wrong:  # the runtime would otherwise quietly run where it can (OpenVINO: the CPU)
+            raise UnavailableError(f"backend {name!r} {wrong}, not on {device}")
         if entry.option("remote"):  # a served model of this directory (ast_deploy.runtime.triton)
             return registry.module(entry).open_remote(entry, self, device)
         if not entry.runs_artifact:
@@ -94,9 +97,7 @@ class ArtifactDir:
             raise InputError(f"{self.path}: artifact {name!r} has format {artifact['format']!r}, not {entry.format!r}")
         path = verify_artifact(self.path, artifact)
         backend = registry.module(entry).open_artifact(entry, path, self.spec, device, threads, artifact)
-        # A variant may run its artifact at another precision (openvino-bf16 runs the float32 IR in bf16):
-        # its own entry says which; an artifact's name runs at the manifest's precision.
-        backend.name, backend.precision = name, entry.precision if entry.artifact else artifact["precision"]
+        backend.name, backend.precision = name, entry.precision_of(artifact)
         return backend
 
     def default_backend(self, device: str | torch.device = "cpu") -> str:

@@ -239,15 +239,12 @@ def run_backend(backend: Backend, inputs: ParityInputs, frontend: KaldiFbank | N
     for i in range(0, len(inputs.windows), batch):
         x = torch.from_numpy(inputs.windows[i : i + batch])
         n = torch.from_numpy(inputs.lengths[i : i + batch])
-        pad = backend.spec.min_batch - len(x)
-        if pad > 0:
-            x, n = torch.cat([x, x[-1:].expand(pad, -1)]), torch.cat([n, n[-1:].expand(pad)])
         if backend.spec.kind == "fbank":
             with torch.inference_mode():
-                logits = backend(frontend(x, n))
+                logits = backend.run_padded(frontend(x, n))
         else:
-            logits = backend(x, n)
-        out.append(logits[: len(logits) - max(pad, 0)].float().cpu())
+            logits = backend.run_padded(x, n)
+        out.append(logits.float().cpu())
     return torch.cat(out)
 
 

@@ -49,6 +49,12 @@ def cut_windows(samples: np.ndarray, window: int, hop: int) -> tuple[np.ndarray,
     return out, lengths, starts
 
 
+def top_scores(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
+    """The ``k`` best of one window's scores, best first (ties in label order), as JSON objects."""
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [{"index": int(i), "label": labels[i], "score": float(scores[i])} for i in order]
+
+
 @dataclass
 class Prediction:
     source: str
@@ -88,13 +94,12 @@ class Prediction:
     def to_json(self, k: int = 5, aggregate: str = "mean") -> dict:
         timeline = []
         for start, scores in zip(self.starts, self.window_scores, strict=False):
-            order = np.argsort(-scores, kind="stable")[:k]
             end = min(start + self.window, self.num_samples)
             timeline.append(
                 {
                     "start": start / self.sample_rate,
                     "end": end / self.sample_rate,
-                    "top": [{"index": int(i), "label": self.labels[i], "score": float(scores[i])} for i in order],
+                    "top": top_scores(scores, self.labels, k),
                 }
             )
         return {
@@ -122,25 +127,20 @@ class Classifier:
     def sample_rate(self) -> int:
         return self.frontend_config.sample_rate
 
-    def logits(self, windows: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
+    def logits(self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1) -> torch.Tensor:
+        """Logits of windows (B, window) with valid lengths (B,); ``pad_to``: run at least that batch
+        size (:meth:`~ast_deploy.runtime.base.Backend.run_padded`)."""
         x = torch.from_numpy(windows)
         n = torch.from_numpy(lengths)
         if self.frontend is not None:
             with torch.inference_mode():
                 x = self.frontend(x.to(self.backend.device), n.to(self.backend.device))
-            return self.backend(x)
-        return self.backend(x, n)
+            return self.backend.run_padded(x, None, pad_to)
+        return self.backend.run_padded(x, n, pad_to)
 
     def score_batch(self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1) -> np.ndarray:
-        """Scores (activation of the logits) of one batch of windows (B, window) with valid lengths (B,).
-
-        ``pad_to``: run at least that batch size (the extra rows' results are dropped)."""
-        rows = len(windows)
-        pad = max(self.backend.spec.min_batch, pad_to) - rows
-        if pad > 0:  # engines built for a minimum batch: repeat the last row, drop its result
-            windows = np.concatenate([windows, np.repeat(windows[-1:], pad, 0)])
-            lengths = np.concatenate([lengths, np.repeat(lengths[-1:], pad)])
-        logits = self.logits(windows, lengths)[:rows]
+        """Scores (activation of the logits) of one batch of windows (B, window) with valid lengths (B,)."""
+        logits = self.logits(windows, lengths, pad_to)
         return apply_activation(logits.float(), self.activation).cpu().numpy()
 
     def stream(

@@ -211,8 +211,8 @@ def cosine_atol(min_cosine: float, reference: list[np.ndarray]) -> float:
     return _floor2(math.sqrt(1 - min_cosine**2) * rms)
 
 
-def gate_checks(precision: str, thresholds, reference: list[np.ndarray]) -> list[Check]:
-    """Our ``thresholds`` for ``precision`` as polygraphy checks (see the module docstring)."""
+def gate_checks(thresholds, reference: list[np.ndarray]) -> list[Check]:
+    """Our ``thresholds`` (one precision's) as polygraphy checks (see the module docstring)."""
     if thresholds.max_abs_logit is not None:
         return [Check("simple", thresholds.max_abs_logit)]
     checks = []
@@ -421,7 +421,7 @@ def write_handoff(artifacts, directory: str | Path, data: HandoffData, threshold
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     manifest = artifacts.manifest
     checks = {
-        a["name"]: gate_checks(a["precision"], thresholds[a["precision"]], data.reference)
+        a["name"]: gate_checks(thresholds[a["precision"]], data.reference)
         for a in manifest["artifacts"]
         if a["format"] in POLYGRAPHY_FORMATS
     }
@@ -716,7 +716,7 @@ def crosscheck(artifacts, data: HandoffData, results, thresholds: dict | None = 
         if reason:
             out.append(CrossCheck(ours.backend, None, None, skipped=reason))
             continue
-        checks = gate_checks(artifact["precision"], thresholds[artifact["precision"]], data.reference)
+        checks = gate_checks(thresholds[artifact["precision"]], data.reference)
         runner = _runner(artifact, verify_artifact(artifacts.path, artifact))
         verdicts = run_checks(runner, data, checks)
         passed = all(v["passed"] for v in verdicts if v["gate"])

@@ -127,6 +127,14 @@ def test_every_format_gets_a_config_that_triton_schema_accepts(exported, kind):
                 assert config.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU
     readme = plan.files["README.md"]
     assert "tritonserver --model-repository=/models" in readme and "nvcr.io/nvidia/tritonserver" in readme
+    # a python model records what it computes in, which for a variant is not its artifact's precision
+    served = {
+        m.name: json.loads(parse_config(m.config, m.name).parameters["ast_deploy"].string_value) for m in plan.models
+    }
+    assert served["openvino-bf16-python"]["precision"] == by_name["openvino-bf16-python"].precision == "bf16"
+    assert (
+        served["openvino-int8-bf16-python"]["precision"] == "int8" and served["openvino-python"]["precision"] == "fp32"
+    )
 
 
 @pytest.mark.parametrize(
@@ -288,17 +296,20 @@ def test_parity_runs_the_served_model_through_the_registry(server, exported, mon
     assert result.passed and result.precision == "fp32" and result.max_abs_logit < 1e-4
 
 
-def test_parity_and_bench_cli_take_the_server_url(server, exported, monkeypatch):
+def test_parity_and_bench_cli_take_the_server_url(server, exported, monkeypatch, tmp_path):
     from ast_deploy.runtime.triton import URL_ENV
 
     monkeypatch.setenv(URL_ENV, "")  # the CLI sets it (for bench's row processes); removed after the test
     parity = run_cli("parity", exported, "--backends", "triton", "--n", "4", "--url", server.http_url)
     assert parity.code == 0 and "triton" in parity.stdout, parity.stdout + parity.stderr
+    bench_json = tmp_path / "bench.json"
     bench = run_cli(
         "bench", exported, "--backends", "triton", "--batch-sizes", "1", "--iters", "2", "--warmup", "1",
-        "--url", server.grpc_url,
+        "--url", server.grpc_url, "--json", bench_json,
     )  # fmt: skip
-    assert bench.code == 0 and "triton" in bench.stdout, bench.stdout + bench.stderr
+    assert bench.code == 0, bench.stdout + bench.stderr
+    (row,) = json.loads(bench_json.read_text())["results"]  # measured, not a skipped or unavailable row
+    assert row["backend"] == "triton" and row["status"] == "ok" and row["latency_ms"]["p50"] > 0
 
 
 def test_concurrent_clients_are_batched(server):

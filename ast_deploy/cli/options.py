@@ -83,6 +83,12 @@ def use_triton_server(url: str | None, model: str | None) -> None:
             os.environ[name] = value
 
 
+def print_json_line(data) -> None:
+    """One JSON object per line (JSON lines), flushed: a consumer on a pipe sees each as it comes."""
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
 def print_json(data) -> None:
     # json.dump writes piece by piece: json.dumps with indent first builds a list of every piece,
     # ~60 MB for the 28,800-window timeline of a 2-hour file at a 0.25 s hop (issue 13).

@@ -12,7 +12,7 @@ from rich.table import Table
 from ..errors import InputError
 from .app import app, err_console, print_table
 from .event_options import EventOptions, with_event_options
-from .options import DeviceOption, print_json, with_load_options
+from .options import DeviceOption, print_json, print_json_line, with_load_options
 
 
 @app.command()
@@ -101,13 +101,6 @@ def predict(
             other = t["max"] if aggregate == "mean" else t["mean"]
             table.add_row(str(i), t["label"], f"{t['score']:.4f}", f"{other:.4f}")
         print_table(f"{r.source}  ({r.duration:.2f} s, {len(r.starts)} window{'s' * (len(r.starts) > 1)})", table)
-
-
-def print_json_line(data) -> None:
-    import json
-    import sys
-
-    sys.stdout.write(json.dumps(data) + "\n")
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ factor), also after Ctrl-C. The line formats are specified in docs/streaming.md,
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
@@ -23,15 +22,10 @@ import typer
 from ..errors import InputError
 from .app import app
 from .event_options import EventOptions, with_event_options
-from .options import DeviceOption, with_load_options
+from .options import DeviceOption, print_json_line, with_load_options
 
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 POLL_S = 0.05  # how often a blocked read wakes up to notice Ctrl-C
-
-
-def _line(data: dict) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()  # live output: a consumer on a pipe sees each window as it is scored
 
 
 class _Interrupt:
@@ -137,6 +131,7 @@ def stream(
     from .. import load
     from ..audio import open_audio
     from ..events import EventTracker
+    from ..pipeline import top_scores
     from ..runtime.devices import check_device
 
     if pcm_format not in PCM_FORMATS:
@@ -160,7 +155,7 @@ def stream(
         tracker = None
         if events or event_options.given:
             tracker = EventTracker(clf.labels, event_options.config(clf.labels), s.hop, clf.sample_rate)
-        _line(
+        print_json_line(
             {
                 "type": "start",
                 "model": str(model),
@@ -180,18 +175,17 @@ def stream(
 
         def emit(windows, took: float, final: bool) -> None:
             for w in windows:
-                order = np.argsort(-w.scores, kind="stable")[:top_k]
-                top = [{"index": int(i), "label": clf.labels[i], "score": float(w.scores[i])} for i in order]
-                _line({"type": "window", "index": w.index, "start": w.start, "end": w.end, "top": top})
+                top = top_scores(w.scores, clf.labels, top_k)
+                print_json_line({"type": "window", "index": w.index, "start": w.start, "end": w.end, "top": top})
                 latencies.append(took)
                 counts["windows"] += 1
                 if tracker is not None:
                     for e in tracker.update(w.start_sample, w.end_sample, w.scores):
-                        _line({"type": "event", **e.to_json()})
+                        print_json_line({"type": "event", **e.to_json()})
                         counts["events"] += 1
             if final and tracker is not None:
                 for e in tracker.flush():
-                    _line({"type": "event", **e.to_json()})
+                    print_json_line({"type": "event", **e.to_json()})
                     counts["events"] += 1
 
         with interrupt.installed():
@@ -216,7 +210,7 @@ def stream(
             compute += took
             emit(done, took, final=True)
         lat_ms = np.asarray(latencies) * 1000
-        _line(
+        print_json_line(
             {
                 "type": "summary",
                 **counts,

@@ -11,8 +11,8 @@ fbank graphs get the same front end's features.
 Without ``--calibration`` the default is :data:`DEFAULT_CLIPS` seeded synthetic signals from
 :func:`ast_deploy.parity.synthetic_signals` (speech-like harmonics, noise, tones and sweeps,
 near-silence, impulses, short clips) with seed :data:`DEFAULT_SEED`, different from the seed of
-parity's default inputs so that parity never checks on the calibration data. At most
-:data:`MAX_CLIPS` windows are used, spread evenly over what the paths hold.
+parity's default inputs so that parity never checks on the calibration data. Of the user's audio
+at most :data:`MAX_CLIPS` windows are used, spread evenly over what the paths hold.
 
 With ``--calibration`` the default signals are used *as well*: static scales only cover what they
 have seen, and a model calibrated on one kind of audio alone (the quickstart's keywords, say) then
@@ -97,7 +97,8 @@ def calibration_files(path: Path, labels: Sequence[str]) -> list[Path]:
 
 
 def load_calibration(paths: Sequence[str | Path], labels: Sequence[str], window: int, sample_rate: int) -> Calibration:
-    """The windows of the audio behind ``paths`` (at most :data:`MAX_CLIPS`, evenly spread)."""
+    """The windows of the audio behind ``paths`` (at most :data:`MAX_CLIPS`, evenly spread), plus the
+    :data:`DEFAULT_CLIPS` default signals."""
     files = [f for p in paths for f in calibration_files(Path(p), labels)]
     if len(files) > MAX_CLIPS:  # decode only what can be used: one window per file is enough then
         files = [files[i] for i in np.linspace(0, len(files) - 1, MAX_CLIPS).round().astype(int)]

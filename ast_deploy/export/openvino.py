@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..runtime.openvino import missing as openvino_missing  # the exporter needs what the runtime needs
 from . import onnx as onnx_export
 from .graph import ExportGraph, ExportOptions
 
@@ -37,14 +38,6 @@ def unavailable() -> str | None:
     if reason:
         return reason
     return openvino_missing()
-
-
-def openvino_missing() -> str | None:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return "OpenVINO export needs the 'openvino' extra (pip install 'ast-deploy[openvino]')"
-    return None
 
 
 def tool_versions() -> dict[str, str]:

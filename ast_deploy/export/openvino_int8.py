@@ -67,18 +67,20 @@ def build(graph: ExportGraph, path: Path, deps: dict[str, Path], options: Export
     level = nncf_logger.level
     nncf_logger.setLevel(logging.ERROR)  # NNCF logs every node it leaves unquantised
     # Its progress bars would land in the middle of the CLI's output; export shows its own status.
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        quantized = nncf.quantize(
-            model,
-            nncf.Dataset(feeds),
-            model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(feeds),
-            ignored_scope=nncf.IgnoredScope(names=front_end + patch_embedding, validate=False),
-            advanced_parameters=nncf.AdvancedQuantizationParameters(
-                smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=SMOOTH_QUANT_ALPHA)
-            ),
-        )
-    nncf_logger.setLevel(level)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            quantized = nncf.quantize(
+                model,
+                nncf.Dataset(feeds),
+                model_type=nncf.ModelType.TRANSFORMER,
+                subset_size=len(feeds),
+                ignored_scope=nncf.IgnoredScope(names=front_end + patch_embedding, validate=False),
+                advanced_parameters=nncf.AdvancedQuantizationParameters(
+                    smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=SMOOTH_QUANT_ALPHA)
+                ),
+            )
+    finally:
+        nncf_logger.setLevel(level)
     ov_export.set_batch(quantized, graph)
     ov_export.save(quantized, path)
     return {

@@ -89,6 +89,19 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor: ...
 
+    def run_padded(
+        self, inputs: torch.Tensor, num_samples: torch.Tensor | None = None, pad_to: int = 1
+    ) -> torch.Tensor:
+        """``self(inputs, num_samples)`` for any number of rows: run at a batch of at least the artifact's
+        ``min_batch`` (engines built for one) and ``pad_to``, the last row repeated, the extra logits dropped."""
+        rows = inputs.shape[0]
+        pad = max(self.spec.min_batch, pad_to) - rows
+        if pad > 0:
+            inputs = torch.cat([inputs, inputs[-1:].expand(pad, *inputs.shape[1:])])
+            if num_samples is not None:
+                num_samples = torch.cat([num_samples, num_samples[-1:].expand(pad)])
+        return self(inputs, num_samples)[:rows]
+
     @property
     def compute_precision(self) -> str:
         """What its GEMMs run at, a key of ``bench.roofline.PRECISION_MIX``: :attr:`precision` unless the

@@ -136,6 +136,7 @@ class OpenVinoBackend(Backend):
             except OSError:
                 pass  # a read-only home: compile every time rather than fail
         self.path, self.config, self.inference, self.name = Path(path), config, inference, name
+        self.ir = core().read_model(str(self.path))
         # The bf16 runs of a waveform IR compile the front end apart, in f32 (split_front_end).
         self.split = inference != "f32" and spec.kind == "waveform"
         self.by_batch: OrderedDict[int, tuple] = OrderedDict()  # batch -> (front request | None, request)
@@ -152,7 +153,7 @@ class OpenVinoBackend(Backend):
         if batch in self.by_batch:
             self.by_batch.move_to_end(batch)
             return self.by_batch[batch]
-        model = core().read_model(str(self.path))
+        model = self.ir.clone()  # the IR is read once; each batch size reshapes its own copy
         model.reshape({i: [batch, *i.get_partial_shape()[1:]] for i in model.inputs})
         if self.split:
             front, rest = split_front_end(model)

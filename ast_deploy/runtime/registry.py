@@ -63,6 +63,11 @@ class BackendEntry:
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
 
+    def precision_of(self, artifact: dict) -> str:
+        """What it computes in when it runs ``artifact``: a variant's own precision (openvino-bf16 runs
+        the float32 IR in bf16), else the manifest's."""
+        return self.precision if self.artifact else artifact["precision"]
+
 
 @cache
 def _modules() -> dict[str, ModuleType]:
@@ -117,11 +122,16 @@ def unavailable(name: str, device: str | torch.device, artifact: dict | None = N
     """Why backend ``name`` cannot run on ``device`` here (``artifact``: its manifest entry), or ``None``."""
     entry = get(name)
     dev = torch.device(device)
-    if dev.type not in entry.devices:
-        if entry.devices == ("cuda",):
-            return "runs on an NVIDIA GPU only (use --device cuda)"
-        return f"runs on {' or '.join(entry.devices)} only"
-    return module(entry).unavailable(entry, dev, artifact)
+    return wrong_device(entry, dev) or module(entry).unavailable(entry, dev, artifact)
+
+
+def wrong_device(entry: BackendEntry, device: torch.device) -> str | None:
+    """Why ``entry`` does not run on ``device``'s type, or ``None``."""
+    if device.type in entry.devices:
+        return None
+    if entry.devices == ("cuda",):
+        return "runs on an NVIDIA GPU only (use --device cuda)"
+    return f"runs on {' or '.join(entry.devices)} only"
 
 
 def preferred(device: str | torch.device, offered: list[str], artifacts: dict[str, dict] | None = None) -> str:

@@ -63,15 +63,22 @@ def open_remote(entry: BackendEntry, artifacts, device: torch.device) -> Backend
     source = (artifacts.manifest.get("source") or {}).get("sha256")
     client = TritonClient(url, model, choose=False)
     if model is None:  # the one served model that comes from this directory
-        candidates = [n for n in client.models() if _matches(client.served(n).info, artifacts, source)]
+        candidates = {}
+        for name in client.models():
+            try:
+                served = client.served(name)
+            except InputError:  # a model not written by ast-deploy shares the server: not ours
+                continue
+            if _matches(served.info, artifacts, source):
+                candidates[name] = served
         if len(candidates) != 1:
             client.close()
             raise InputError(
                 f"{url}: {len(candidates)} served models come from {artifacts.path} "
                 f"({', '.join(candidates) or 'none'}); name one with --model or {MODEL_ENV}"
             )
-        model = candidates[0]
-    client.model = client.served(model)
+        ((model, client.model),) = candidates.items()
+    # (a named model was fetched by TritonClient itself)
     if not _matches(client.model.info, artifacts, source):
         client.close()
         raise InputError(

@@ -158,12 +158,14 @@ class TritonClient:
                 item.set_data_from_numpy(array)
             inputs.append(item)
         names = outputs or tuple(self.model.outputs)
-        if self.protocol == "http":
+        if self.protocol == "http":  # its timeouts are the connection's (set in __init__)
             requested = [lib.InferRequestedOutput(n, binary_data=True) for n in names]
+            timeout = {}
         else:
             requested = [lib.InferRequestedOutput(n) for n in names]
+            timeout = {"client_timeout": self.timeout}
         try:
-            result = self.client.infer(self.model.name, inputs, outputs=requested)
+            result = self.client.infer(self.model.name, inputs, outputs=requested, **timeout)
         except self.errors as e:
             raise InputError(f"{self.url} ({self.model.name}): {e.message()}") from None
         return {n: result.as_numpy(n) for n in names}

@@ -58,14 +58,9 @@ class BatchRunner:
             return results
         x = torch.cat([g[1] for g in good])
         n = torch.cat([g[2] for g in good]) if good[0][2] is not None else None
-        rows = len(x)
-        pad = self.backend.spec.min_batch - rows
-        if pad > 0:  # engines built for a minimum batch: repeat the last row, drop its result
-            x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
-            n = torch.cat([n, n[-1:].expand(pad)]) if n is not None else None
         try:
             with torch.inference_mode():
-                logits = self.backend(x, n)[:rows].float().cpu().contiguous()
+                logits = self.backend.run_padded(x, n).float().cpu().contiguous()
                 scores = apply_activation(logits, self.activation).contiguous()
         except Exception as e:  # the runtime failed: every request of this batch gets the reason
             for i, _, _ in good:

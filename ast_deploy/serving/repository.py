@@ -216,12 +216,15 @@ def _tensors(manifest: dict) -> list[dict]:
 
 def served_spec(manifest: dict, artifact: dict, runtime_backend: str | None, max_batch: int) -> dict:
     """What the ``ast_deploy`` parameter carries: enough for a client to window, batch and label."""
+    from ..runtime import registry
+
     spec = manifest["input"]
     return {
         "artifact": artifact["name"],
         "backend": runtime_backend,
         "format": artifact["format"],
-        "precision": artifact["precision"],
+        # what the served model computes in: a python model of openvino-bf16 is bf16, not its IR's fp32
+        "precision": registry.get(runtime_backend).precision_of(artifact) if runtime_backend else artifact["precision"],
         "files": artifact["files"],
         "parity": artifact.get("parity"),
         "source_sha256": manifest.get("source", {}).get("sha256"),
@@ -368,7 +371,7 @@ def plan_repository(manifest: dict, options: RepositoryOptions | None = None) ->
         if _parity_failed(artifact):
             plan.skipped.append({"name": backend, "reason": "failed parity"})
             continue
-        name = backend + PYTHON_MODEL_SUFFIX
+        name = python_model_name(backend)
         provenance = served_spec(manifest, artifact, backend, max_batch)
         extra = {"backend": backend}
         if options.threads:
@@ -387,7 +390,7 @@ def plan_repository(manifest: dict, options: RepositoryOptions | None = None) ->
             plan.files[f"{version}/{ARTIFACTS_SUBDIR}/{f['file']}"] = _copy(f)
         plan.models.append(
             ModelPlan(
-                name, "python", artifact["name"], backend, config, ["logits", "scores"], artifact["precision"],
+                name, "python", artifact["name"], backend, config, ["logits", "scores"], provenance["precision"],
                 artifact.get("parity"),
             )
         )  # fmt: skip

@@ -248,9 +248,6 @@ class TritonServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def wait(self, timeout: float | None = None) -> int | None:
-        return self.process.wait(timeout) if self.process else None
-
     def _group_alive(self) -> bool:
         try:
             os.killpg(self.process.pid, 0)
