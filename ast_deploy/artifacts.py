@@ -84,6 +84,11 @@ class ArtifactDir:
         wrong = registry.wrong_device(entry, device)
         if wrong:  # the runtime would otherwise quietly run where it can (OpenVINO: the CPU)
             raise UnavailableError(f"backend {name!r} {wrong}, not on {device}")
+        # Named explicitly or chosen by default, a backend this CPU cannot run (bf16 without bf16
+        # hardware, a package compiled for a wider ISA) is refused here, for every verb.
+        reason = self.unavailable(name, device)
+        if reason:
+            raise UnavailableError(f"backend {name!r} cannot run here: {reason}")
         if entry.option("remote"):  # a served model of this directory (ast_deploy.runtime.triton)
             return registry.module(entry).open_remote(entry, self, device)
         if not entry.runs_artifact:

@@ -12,6 +12,7 @@ the reference. Thresholds depend on the artifact's precision (:data:`DEFAULT_THR
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from .audio import load_audio
+from .cpu import cpu_info
 from .frontend import KaldiFbank
 from .labels import LABEL_SETS, LabelSet, builtin_label_set
 from .model import apply_activation
@@ -122,6 +124,8 @@ class ParityReport:
     reference: str
     results: list[BackendParity]
     reference_task_metric: dict | None = None
+    cpu: dict | None = None  # the CPU the comparison ran on (ast_deploy.cpu): its class decides int8/bf16 kernels
+    refused: list[dict] = field(default_factory=list)  # artifacts this machine cannot run: {"backend", "reason"}
 
     @property
     def passed(self) -> bool:
@@ -133,6 +137,8 @@ class ParityReport:
             "num_inputs": self.num_inputs,
             "reference": self.reference,
             "reference_task_metric": self.reference_task_metric,
+            "cpu": self.cpu,
+            "refused": self.refused,
             "passed": self.passed,
             "results": [r.to_dict() for r in self.results],
         }
@@ -186,11 +192,47 @@ def synthetic_signals(n: int, num_samples: int, sample_rate: int, seed: int = 0)
     return out, lengths
 
 
-def synthetic_inputs(artifacts, n: int = 16, seed: int = 0) -> ParityInputs:
-    """What :func:`run_parity` compares on when given no inputs: ``n`` seeded signals of the artifact's window."""
+HARD_SIGNALS = (
+    "silence", "dc offset", "clipped noise", "clipped square wave", "very quiet noise", "very loud sweep",
+    "speech-like in noise", "speech-like over mains hum",
+)  # fmt: skip
+
+
+def hard_signals(num_samples: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """:data:`HARD_SIGNALS`: the edges of what a deployment sees, where reduced precision breaks first.
+
+    Digital silence and a DC offset (the front end subtracts the mean: the log-mel floor everywhere),
+    full-scale clipping (broadband, maximal energy in every bin), audio 100 dB down (spectra near the
+    floor), a full-scale sweep, and mixtures. A static int8 scale calibrated on ordinary audio clips
+    the loud ones and drowns the quiet ones; an int16-saturating int8 kernel fails on the loud ones.
+    """
+    rng = np.random.default_rng(12345)  # fixed: the same signals everywhere, unlike the seeded ones
+    t = np.arange(num_samples) / sample_rate
+    speech, _ = synthetic_signals(1, num_samples, sample_rate, seed=99)
+    signals = [
+        np.zeros(num_samples),
+        np.full(num_samples, 0.3),
+        np.clip(rng.standard_normal(num_samples) * 3, -1, 1),
+        np.sign(np.sin(2 * np.pi * 150 * t)),
+        rng.standard_normal(num_samples) * 1e-5,
+        0.99 * np.sin(2 * np.pi * (50 + 7000 * t / max(t[-1], 1e-9)) * t),
+        speech[0] + rng.standard_normal(num_samples) * 0.05,
+        speech[0] + 0.3 * np.sin(2 * np.pi * 50 * t),
+    ]
+    return np.stack(signals).astype(np.float32), np.full(len(signals), num_samples, dtype=np.int64)
+
+
+def synthetic_inputs(artifacts, n: int = 16, seed: int = 0, hard: bool = True) -> ParityInputs:
+    """What :func:`run_parity` compares on when given no inputs: ``n`` seeded signals of the artifact's window,
+    plus (``hard``) the :data:`HARD_SIGNALS`."""
     window = artifacts.spec.num_samples or artifacts.frontend_config.window_samples
     windows, lengths = synthetic_signals(n, window, artifacts.spec.sample_rate, seed)
-    return ParityInputs(windows, lengths, f"{n} seeded synthetic signals (seed {seed})")
+    description = f"{n} seeded synthetic signals (seed {seed})"
+    if hard:
+        hard_windows, hard_lengths = hard_signals(window, artifacts.spec.sample_rate)
+        windows, lengths = np.concatenate([windows, hard_windows]), np.concatenate([lengths, hard_lengths])
+        description += f" + {len(hard_windows)} hard signals"
+    return ParityInputs(windows, lengths, description)
 
 
 def audio_inputs(paths: list[Path], window: int, sample_rate: int) -> ParityInputs:
@@ -233,18 +275,38 @@ def manifest_inputs(
 # --- comparison -------------------------------------------------------------------------------
 
 
-def run_backend(backend: Backend, inputs: ParityInputs, frontend: KaldiFbank | None, batch: int) -> torch.Tensor:
-    """Logits (N, labels) on the host, in batches of ``batch`` (the last one may be smaller)."""
+PARITY_BATCH = 8  # per call: 2-3x fewer calls than batch 1, and one static shape for OpenVINO
+
+
+def parity_batch(spec, num_inputs: int) -> int:
+    """The batch parity runs a backend at: :data:`PARITY_BATCH` (or fewer inputs), within the artifact's range."""
+    batch = min(PARITY_BATCH, max(num_inputs, 1), spec.max_batch or PARITY_BATCH)
+    return max(batch, spec.min_batch)
+
+
+def run_backend(
+    backend: Backend,
+    inputs: ParityInputs,
+    frontend: KaldiFbank | None,
+    batch: int,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Logits (N, labels) on the host, in batches of ``batch``. A backend that compiles one static shape per
+    batch size (OpenVINO) runs the last, partial batch padded to ``batch``: one compilation, not two.
+    ``progress(inputs done)`` after each batch."""
     out = []
+    pad_to = batch if backend.static_batch_shapes else 1
     for i in range(0, len(inputs.windows), batch):
         x = torch.from_numpy(inputs.windows[i : i + batch])
         n = torch.from_numpy(inputs.lengths[i : i + batch])
         if backend.spec.kind == "fbank":
             with torch.inference_mode():
-                logits = backend.run_padded(frontend(x, n))
+                logits = backend.run_padded(frontend(x, n), None, pad_to)
         else:
-            logits = backend.run_padded(x, n)
+            logits = backend.run_padded(x, n, pad_to)
         out.append(logits.float().cpu())
+        if progress:
+            progress(min(i + batch, len(inputs.windows)))
     return torch.cat(out)
 
 
@@ -320,6 +382,9 @@ def compare(
     return result
 
 
+ParityProgress = Callable[[str, int, int], None]  # (backend, inputs done, inputs in all)
+
+
 def run_parity(
     artifacts,
     backends: list[str] | None = None,
@@ -328,33 +393,52 @@ def run_parity(
     device: str = "cpu",
     thresholds: dict[str, Thresholds] | None = None,
     seed: int = 0,
-    progress=None,
+    progress: ParityProgress | None = None,
 ) -> ParityReport:
-    """Compare ``backends`` (default: every artifact in the manifest) with PyTorch float32."""
+    """Compare ``backends`` (default: every artifact in the manifest this machine can run; the others are
+    listed in ``refused`` with the reason) with PyTorch float32. A backend named in ``backends`` that cannot
+    run here raises :class:`~ast_deploy.errors.UnavailableError`.
+
+    The reference runs once for all backends; every backend runs at :func:`parity_batch`.
+    ``progress(backend, done, total)`` reports each batch ("pytorch" is the reference)."""
     from .artifacts import ArtifactDir
 
     artifacts = artifacts if isinstance(artifacts, ArtifactDir) else ArtifactDir(artifacts)
-    spec = artifacts.spec
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     if inputs is None:
         inputs = synthetic_inputs(artifacts, n, seed)
     frontend = KaldiFbank(artifacts.frontend_config)
-    batch = max(spec.min_batch, min(artifacts.manifest["input"]["batch"]["opt"], spec.max_batch or 8, 8))
+    batch = parity_batch(artifacts.spec, len(inputs.windows))
+    total = len(inputs.windows)
+
+    def reporter(name: str) -> Callable[[int], None] | None:
+        return None if progress is None else (lambda done: progress(name, done, total))
+
+    if progress:
+        progress("pytorch", 0, total)
     reference = artifacts.open("pytorch", "cpu")
-    ref = run_backend(reference, inputs, frontend, batch)
+    ref = run_backend(reference, inputs, frontend, batch, reporter("pytorch"))
     ref_metric = (
         task_metric(apply_activation(ref.double(), artifacts.activation).numpy(), inputs.labels, artifacts.activation)
         if inputs.labels
         else None
     )
-    results = []
+    results, refused = [], []
+    if backends is None:
+        backends = []
+        for name in artifacts.artifact_names():
+            reason = artifacts.unavailable(name, device)
+            if reason:
+                refused.append({"backend": name, "reason": reason})
+            else:
+                backends.append(name)
     precisions = {a["name"]: a["precision"] for a in artifacts.manifest["artifacts"]}
-    for name in backends or artifacts.artifact_names():
+    for name in backends:
         if progress:
-            progress(name)
+            progress(name, 0, total)
         backend = artifacts.open(name, device)
         try:
-            logits = run_backend(backend, inputs, frontend, batch)
+            logits = run_backend(backend, inputs, frontend, batch, reporter(name))
         finally:
             backend.close()
         precision = precisions.get(name, backend.precision)
@@ -362,7 +446,15 @@ def run_parity(
         if result.task_metric and ref_metric:
             result.task_metric["difference"] = result.task_metric["value"] - ref_metric["value"]
         results.append(result)
-    return ParityReport(inputs.description, len(inputs.windows), "pytorch float32 (cpu)", results, ref_metric)
+    return ParityReport(
+        inputs.description,
+        len(inputs.windows),
+        "pytorch float32 (cpu)",
+        results,
+        ref_metric,
+        cpu_info().to_dict(),
+        refused,
+    )
 
 
 # Errors are absolute differences from the PyTorch float32 reference.

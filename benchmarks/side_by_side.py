@@ -137,6 +137,10 @@ def peer_unavailable(peer: Peer, device: torch.device) -> str | None:
     if peer.hint == "bf16" and peer.runtime == "openvino":
         import openvino as ov
 
+        from ast_deploy.cpu import no_bf16
+
+        if reason := no_bf16():  # OpenVINO itself reads cpuid, not an ISA cap
+            return reason
         if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             return "this CPU has no bf16 (OpenVINO would run f32)"
     return None

@@ -22,11 +22,15 @@ import soundfile as sf
 import torch
 from conftest import REPO_ROOT, SPEECH_WAV, TINY_CASE, TINY_PTH, authors_flags, run_cli, write_wav
 
+from ast_deploy.cpu import cap_environment, cpu_info, reachable_classes
+
 CPP_DIR = REPO_ROOT / "cpp"
 BUILD_DIR = REPO_ROOT / "build" / "cpp"
 SCORE_ATOL = 1e-4
 TOP_K = 5
-BACKENDS = ("torchscript", "aoti", "aoti-int8")  # aoti-int8: the same C++ loader runs the W8A8 package
+# aoti-int8: the same C++ loader runs the W8A8 package, where the CPU has int8 dot products (else it is not
+# exported: torch._int_mm would be 30x slower than float32; ast_deploy/export/aoti_int8.py).
+BACKENDS = ("torchscript", "aoti", *(["aoti-int8"] if cpu_info().int8_dot else []))
 
 
 # --- build ---------------------------------------------------------------------------------------
@@ -332,6 +336,18 @@ def test_tampered_manifest_hash(host, tampered):
 def test_unreadable_manifest(host, tampered):
     (tampered / "manifest.json").write_text('{"format": "ast-deploy-artifacts", ')
     assert_one_error_line(run_host(host, tampered, SPEECH_WAV), "manifest.json", "unreadable manifest")
+
+
+@pytest.mark.skipif(not cpu_info().avx512 or "avx2" not in reachable_classes(), reason="needs an AVX-512 CPU to cap")
+def test_a_package_compiled_for_a_wider_isa_is_refused(host, artifact):
+    """An AOTInductor package compiled here (AVX-512 code) would stop with an illegal instruction on an AVX2
+    CPU: under ``ONEDNN_MAX_CPU_ISA=AVX2`` the host refuses it with the reason, as the Python runtime does."""
+    compiled = next(a for a in json.loads((artifact / "manifest.json").read_text())["artifacts"] if a["name"] == "aoti")
+    assert "avx512" in compiled["cpu_isa"]
+    env = {**os.environ, **cap_environment("avx2")}
+    args = [host, artifact, SPEECH_WAV, "--backend", "aoti"]
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert_one_error_line(proc, f"compiled for {compiled['cpu_isa']}", "this CPU lacks", "avx512f", "re-export it")
 
 
 def test_missing_artifact_file(host, tampered):

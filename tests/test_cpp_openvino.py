@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ from test_cpp import (  # noqa: F401  (wavs is a fixture)
     run_host,
     wavs,
 )
+
+from ast_deploy.cpu import cap_environment, cpu_info, reachable_classes
 
 openvino = pytest.importorskip("openvino", reason="OpenVINO not installed (pip install -e '.[openvino]')")
 
@@ -153,7 +156,8 @@ def test_compiled_model_cache(ov_host, ov_artifact, tmp_path):
     cache = tmp_path / "ov-cache"
     first = cpp_predict(ov_host, ov_artifact, [SPEECH_WAV], "openvino", "--cache-dir", cache)
     blobs = [p for p in cache.rglob("*") if p.is_file()]
-    assert blobs and all(p.parent == cache / "f32" for p in blobs), blobs  # one cache per precision hint
+    # one cache per CPU class and precision hint
+    assert blobs and all(p.parent == cache / cpu_info().isa_class / "f32" for p in blobs), blobs
     second = cpp_predict(ov_host, ov_artifact, [SPEECH_WAV], "openvino", "--cache-dir", cache)
     assert_same_result(second["results"][0], first["results"][0])
 
@@ -216,3 +220,13 @@ def test_usage_errors(ov_host, ov_artifact):
     assert_one_error_line(run_host(*args, "--precision-hint", "f16"), "--precision-hint must be f32 or bf16")
     assert_one_error_line(run_host(*args, "--device", "cuda"), "runs on the CPU only")
     assert_one_error_line(run_host(ov_host, ov_artifact, SPEECH_WAV), "no artifact 'torchscript'")
+
+
+@pytest.mark.skipif("avx2" not in reachable_classes() or not cpu_info().bf16, reason="needs a bf16 CPU to cap")
+def test_the_bf16_hint_is_refused_where_the_cpu_has_no_bf16(ov_host, ov_artifact):
+    """Under ``ONEDNN_MAX_CPU_ISA=AVX2`` (an AVX2-only CPU's kernels) the host refuses the bf16 hint with the
+    reason, as the Python runtime does; OpenVINO itself would still report BF16 from cpuid and run it."""
+    env = {**os.environ, **cap_environment("avx2")}
+    args = [ov_host, ov_artifact, SPEECH_WAV, "--backend", "openvino", "--precision-hint", "bf16"]
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert_one_error_line(proc, "no bf16 arithmetic", "avx2, capped by ONEDNN_MAX_CPU_ISA=AVX2")

@@ -21,6 +21,7 @@ pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
 from ast_deploy.artifacts import ArtifactDir
+from ast_deploy.cpu import cpu_info
 from ast_deploy.errors import InputError
 from ast_deploy.export import ExportOptions, export
 from ast_deploy.export.calibration import DEFAULT_CLIPS, MAX_CLIPS, default_calibration, load_calibration
@@ -153,7 +154,8 @@ def test_threads_hint_and_compiled_model_cache(exported, tmp_path, monkeypatch):
     assert str(backend.compiled.get_property("INFERENCE_PRECISION_HINT")) in ("<Type: 'float32'>", "f32")
     assert backend.precision == "int8"
     written = blobs()
-    assert written and all(f.is_relative_to(cache / "openvino" / "f32") for f in written)  # the compilation was cached
+    # the compilation was cached, per CPU class and precision
+    assert written and all(f.is_relative_to(cache / "openvino" / cpu_info().isa_class / "f32") for f in written)
     x = torch.from_numpy(synthetic_signals(2, WINDOW, 16000)[0])
     n = torch.full((2,), WINDOW)
     if artifacts.spec.kind == "fbank":
@@ -177,18 +179,20 @@ def test_bf16_variants_are_data_with_their_own_precision_and_availability(monkey
     bf16, int8_bf16 = registry.get("openvino-bf16"), registry.get("openvino-int8-bf16")
     assert (bf16.artifact_name, bf16.precision, bf16.option("inference")) == ("openvino", "bf16", "bf16")
     assert (int8_bf16.artifact_name, int8_bf16.precision) == ("openvino-int8", "int8")
-    assert not bf16.rank  # reduced precision: asked for by name
-    assert (
-        not registry.get("openvino-int8").rank
-        and registry.get("openvino").rank["cpu"] < registry.get("onnx").rank["cpu"]
-    )
+    # Reduced precision is a default only on the CPU classes measured fastest (docs/cpus.md), never in general.
+    for name in ("openvino-bf16", "openvino-int8", "openvino-int8-bf16"):
+        assert "cpu" not in registry.get(name).rank and all(k.startswith("cpu:") for k in registry.get(name).rank)
+    assert registry.get("openvino").rank["cpu"] < registry.get("onnx").rank["cpu"]
+    assert registry.get("openvino-int8-bf16").rank_on("cpu", "amx") < registry.get("openvino").rank_on("cpu", "amx")
+    assert registry.get("openvino-int8").rank_on("cpu", "avx2") is None
     assert registry.unavailable("openvino", "cuda") == "runs on cpu only"
-    has_bf16 = "BF16" in ov_runtime.cpu_capabilities()
+    has_bf16 = "BF16" in ov_runtime.cpu_capabilities() and cpu_info().bf16
     assert (registry.unavailable("openvino-bf16", "cpu") is None) == has_bf16
-    monkeypatch.setattr(ov_runtime, "cpu_capabilities", lambda: ["FP32", "INT8"])
-    reason = registry.unavailable("openvino-bf16", "cpu")
-    assert reason == "this CPU has no bf16 arithmetic for OpenVINO (its capabilities: FP32, INT8)"
-    assert registry.unavailable("openvino-int8-bf16", "cpu") == reason
+    if cpu_info().bf16:  # OpenVINO's own report is the second check
+        monkeypatch.setattr(ov_runtime, "cpu_capabilities", lambda: ["FP32", "INT8"])
+        reason = registry.unavailable("openvino-bf16", "cpu")
+        assert reason == "OpenVINO's CPU plugin offers no bf16 here (its capabilities: FP32, INT8)"
+        assert registry.unavailable("openvino-int8-bf16", "cpu") == reason
     assert registry.unavailable("openvino-int8", "cpu") is None
 
 
@@ -303,8 +307,19 @@ def test_a_cpu_only_backend_is_refused_on_a_gpu_not_run_on_the_cpu(exported):
         ArtifactDir(exported).open("openvino-int8", device="cuda")
 
 
-def test_default_backend_is_openvino_float32(exported):
-    assert ArtifactDir(exported).default_backend("cpu") == "openvino"  # int8 is asked for by name
+def test_default_backend_is_the_fastest_that_passed_parity_on_this_cpu_class(exported):
+    """Reduced precision is the default only on the CPU classes where it was measured fastest (docs/cpus.md),
+    and only for an artifact (or variant) whose parity passed: float32 elsewhere."""
+    artifacts = ArtifactDir(exported)
+    expected = {
+        "amx": "openvino-int8-bf16",
+        "avx512-bf16": "openvino-int8-bf16",
+        "avx512-vnni": "openvino-int8",
+    }.get(cpu_info().isa_class, "openvino")
+    assert artifacts.default_backend("cpu") == expected
+    # Without a passed parity record (an older manifest, export --no-verify), int8 is never the default.
+    unverified = {a["name"]: {**a, "parity": None, "variants": {}} for a in artifacts.manifest["artifacts"]}
+    assert registry.preferred("cpu", artifacts.backend_names(), unverified) == "openvino"
 
 
 def test_corrupted_weights_fail_with_one_sha256_line(exported, tmp_path):
@@ -315,7 +330,8 @@ def test_corrupted_weights_fail_with_one_sha256_line(exported, tmp_path):
         byte = f.read(1)
         f.seek(1000)
         f.write(bytes([byte[0] ^ 0xFF]))
-    for backend in ("openvino", "openvino-bf16"):  # the variant checks the same files
+    # the variant checks the same files (where the CPU runs it: without bf16 it is refused first)
+    for backend in [b for b in ("openvino", "openvino-bf16") if registry.unavailable(b, "cpu") is None]:
         result = run_cli("predict", damaged, SPEECH_WAV, "--backend", backend)
         assert_input_error(result, "model.bin", "sha256", "does not match the manifest")
     assert run_cli("predict", damaged, SPEECH_WAV, "--backend", "openvino-int8").code == 0  # its own files are intact

@@ -30,13 +30,14 @@ from ast_deploy import polygraphy_handoff as ph
 from ast_deploy.artifacts import ArtifactDir
 from ast_deploy.export.manifest import file_entries
 from ast_deploy.fileio import write_json
-from ast_deploy.parity import DEFAULT_THRESHOLDS, run_parity, synthetic_inputs
+from ast_deploy.parity import DEFAULT_THRESHOLDS, HARD_SIGNALS, run_parity, synthetic_inputs
 from ast_deploy.runtime.tensorrt import tensorrt_missing
 
 polygraphy = pytest.importorskip("polygraphy")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FLAGS = authors_flags("tiny_t100_f10t10")
+N_INPUTS = 16 + len(HARD_SIGNALS)  # parity's default inputs: 16 seeded signals and the hard ones
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def test_handoff_holds_polygraphy_inputs_and_run_results_of_the_reference(handof
 
     art, out = handoff
     feeds = load_json(str(out / ph.INPUTS_FILE))
-    assert len(feeds) == 16 and list(feeds[0]) == ["waveform", "num_samples"]
+    assert len(feeds) == N_INPUTS and list(feeds[0]) == ["waveform", "num_samples"]
     assert feeds[0]["waveform"].dtype == np.float32 and feeds[0]["num_samples"].dtype == np.int64
     assert feeds[0]["waveform"].shape == (1, 16240) and feeds[0]["num_samples"].shape == (1,)
     assert len(load_json(str(out / ph.ONE_INPUT_FILE))) == 1
@@ -110,12 +111,12 @@ def test_handoff_holds_polygraphy_inputs_and_run_results_of_the_reference(handof
     np.testing.assert_array_equal(np.concatenate([f["waveform"] for f in feeds]), inputs.windows)
     np.testing.assert_array_equal(np.concatenate([f["num_samples"] for f in feeds]), inputs.lengths)
     results = RunResults.load(str(out / ph.REFERENCE_FILE))
-    assert list(results.keys()) == [ph.REFERENCE_RUNNER] and len(results[ph.REFERENCE_RUNNER]) == 16
+    assert list(results.keys()) == [ph.REFERENCE_RUNNER] and len(results[ph.REFERENCE_RUNNER]) == N_INPUTS
     reference = artifacts.open("pytorch")
     with torch.inference_mode():  # batches of 8, the export's largest
         expected = np.concatenate(
             [reference(torch.from_numpy(w), torch.from_numpy(n)).numpy() for w, n in zip(
-                np.split(inputs.windows, 2), np.split(inputs.lengths, 2))]
+                np.split(inputs.windows, N_INPUTS // 8), np.split(inputs.lengths, N_INPUTS // 8))]
         )  # fmt: skip
     got = np.concatenate([np.asarray(it["logits"]) for it in results[ph.REFERENCE_RUNNER]])
     np.testing.assert_allclose(got, expected, atol=1e-6)  # batch 1 vs batch 8: float rounding only
@@ -152,7 +153,7 @@ def test_gate_commands_pass_on_a_fresh_export(handoff, tmp_path):
     for command in gates:
         proc = run_command(command["command"], art, out, tmp_path)
         assert proc.returncode == 0, proc.log
-        assert "Passed: 16/16 iterations" in proc.log, proc.log
+        assert f"Passed: {N_INPUTS}/{N_INPUTS} iterations" in proc.log, proc.log
 
 
 def test_gate_commands_fail_on_corrupted_weights(handoff, corrupted, tmp_path):

@@ -190,7 +190,9 @@ def quickstart(
     from .quickstart import run_quickstart
 
     summary = run_quickstart(out, epochs=epochs, overrides=overrides or [])
-    console.print(json.dumps({k: summary[k] for k in ("accuracy", "chance", "wall_seconds") if k in summary}))
+    console.print(json.dumps({k: summary[k] for k in ("accuracy", "chance", "wall_seconds", "ok") if k in summary}))
+    if not summary["ok"]:  # every step that could run did; what failed is in the table above and summary.json
+        raise typer.Exit(1)
 
 
 def _report(result: dict) -> None:

@@ -5,6 +5,12 @@ The run is a list of named steps (:data:`STEPS`), each a function of the shared
 :class:`Quickstart` state that returns its results for ``summary.json``. Adding a step (export,
 parity, benchmark, ...) is one function and one entry in the list; ``summary.json`` is rewritten
 after every step, so a failure late in the run keeps what the earlier steps found.
+
+A step that fails does not end the run in a traceback: its error is recorded (``failures`` in
+``summary.json``), the steps that need it (:data:`NEEDS`) are skipped, every other step runs, and the
+run ends with a table of what failed and how to reproduce it (``ast-deploy quickstart`` exits 1). An
+export where some formats fail parity is such a failure, but a partial one: the formats that passed
+are published and the later steps use them.
 """
 
 from __future__ import annotations
@@ -52,6 +58,14 @@ class Quickstart:
 
 
 Step = Callable[[Quickstart], dict]
+
+
+class StepFailed(Exception):
+    """A step that did part of its work: ``results`` go into the summary, and later steps still run."""
+
+    def __init__(self, message: str, results: dict, reproduce: str | None = None):
+        super().__init__(message)
+        self.results, self.reproduce = results, reproduce
 
 
 def generate_data(qs: Quickstart) -> dict:
@@ -110,17 +124,33 @@ def evaluate_model(qs: Quickstart) -> dict:
 def export_artifacts(qs: Quickstart) -> dict:
     """The best checkpoint -> every format this machine produces (waveform in: the front end is inside
     the graph), each checked against PyTorch float32 before it is published."""
-    from ast_deploy.export import ExportOptions, export
+    from ast_deploy.export import ExportOptions, ParityFailure, export
+
+    calibration = qs.data_dir / "valid.csv"
+    try:
+        manifest = export(
+            qs.checkpoint,
+            qs.artifacts_dir,
+            force=True,
+            # Static int8 (OpenVINO) is calibrated on validation voices: real audio, not the test clips.
+            options=ExportOptions(calibration=(calibration,)),
+            log=lambda m: console.print(m, markup=False, highlight=False),
+        )
+    except ParityFailure as e:
+        failed = e.manifest["failed"]
+        reasons = "; ".join(f"{f['name']}: {', '.join(f['parity']['failures'])}" for f in failed)
+        names = ",".join(f["name"] for f in failed)
+        raise StepFailed(
+            f"not published (parity on {failed[0]['parity']['inputs']}): {reasons}",
+            _export_results(qs, e.manifest),
+            f"ast-deploy export {qs.checkpoint} --out {qs.out / 'check'} --to {names} --calibration {calibration}",
+        ) from None
+    return _export_results(qs, manifest)
+
+
+def _export_results(qs: Quickstart, manifest: dict) -> dict:
     from ast_deploy.export.manifest import artifact_bytes
 
-    manifest = export(
-        qs.checkpoint,
-        qs.artifacts_dir,
-        force=True,
-        # Static int8 (OpenVINO) is calibrated on validation voices: real audio, not the test clips.
-        options=ExportOptions(calibration=(qs.data_dir / "valid.csv",)),
-        log=lambda m: console.print(m, markup=False, highlight=False),
-    )
     return {
         "dir": str(qs.artifacts_dir),
         "artifacts": {
@@ -132,6 +162,7 @@ def export_artifacts(qs: Quickstart) -> dict:
             for a in manifest["artifacts"]
         },
         "skipped": {s["name"]: s["reason"] for s in manifest["skipped"]},
+        "not_published": {f["name"]: f["parity"]["failures"] for f in manifest.get("failed", [])},
     }
 
 
@@ -148,10 +179,7 @@ def parity_on_unseen_voices(qs: Quickstart, clips: int = 200) -> dict:
     report.write_json(qs.out / "parity.json")
     console.print(f"parity on {report.inputs}", markup=False, highlight=False, soft_wrap=True)
     console.print(table([r.to_dict() for r in report.results]))
-    for r in report.results:
-        if not r.passed:
-            console.print(f"[bold red]{r.backend} fails parity on unseen voices: {'; '.join(r.failures)}[/bold red]")
-    return {
+    results = {
         "passed": report.passed,
         "clips": report.num_inputs,
         "reference_accuracy": report.reference_task_metric["value"],
@@ -165,6 +193,15 @@ def parity_on_unseen_voices(qs: Quickstart, clips: int = 200) -> dict:
             for r in report.results
         },
     }
+    failed = [r for r in report.results if not r.passed]
+    if failed:
+        raise StepFailed(
+            "; ".join(f"{r.backend} fails parity on unseen voices: {', '.join(r.failures)}" for r in failed),
+            results,
+            f"ast-deploy parity {qs.artifacts_dir} --manifest {qs.data_dir / 'test.csv'} --n {clips} "
+            f"--backends {','.join(r.backend for r in failed)}",
+        )
+    return results
 
 
 def benchmark(qs: Quickstart) -> dict:
@@ -227,6 +264,16 @@ def predict_examples(qs: Quickstart, count: int = 2) -> dict:
     return {"model": str(source), "backend": classifier.backend.name, "predictions": out}
 
 
+# What each step needs from earlier ones: it is skipped when one of them failed outright.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "train": ("data",),
+    "evaluate": ("train",),
+    "export": ("train",),
+    "parity": ("export",),
+    "bench": ("export",),
+    "predict": ("train",),
+}
+
 STEPS: list[tuple[str, Step]] = [
     ("data", generate_data),
     ("train", train_model),
@@ -244,19 +291,56 @@ def run_quickstart(
     overrides: list[str] | None = None,
     steps: list[tuple[str, Step]] | None = None,
 ) -> dict:
-    """Run the steps in order; ``out/summary.json`` holds every step's results and timings."""
+    """Run the steps in order; ``out/summary.json`` holds every step's results and timings, and
+    ``summary["failures"]`` each step that failed (``ok`` is False then) or was skipped because of one."""
     qs = Quickstart(Path(out), epochs, list(overrides or []))
     qs.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    summary: dict = {"steps": qs.results}
+    failures: dict[str, dict] = {}
+    summary: dict = {"steps": qs.results, "failures": failures, "ok": True}
     for name, step in steps or STEPS:
         console.rule(f"[bold]{name}")
+        blocked = [need for need in NEEDS.get(name, ()) if need in failures and failures[need]["blocking"]]
         began = time.perf_counter()
-        qs.results[name] = step(qs)
-        qs.results[name]["seconds"] = round(time.perf_counter() - began, 1)
+        if blocked:
+            failures[name] = {"error": f"skipped: {', '.join(blocked)} failed", "blocking": True}
+            console.print(f"[yellow]skipped: {', '.join(blocked)} failed[/yellow]")
+        else:
+            try:
+                qs.results[name] = step(qs)
+            except StepFailed as e:
+                qs.results[name] = e.results
+                failures[name] = {"error": str(e), "reproduce": e.reproduce, "blocking": False}
+            except Exception as e:  # a failed step is reported; the steps that do not need it still run
+                if _debug():
+                    raise
+                failures[name] = {"error": f"{type(e).__name__}: {' '.join(str(e).split())}", "blocking": True}
+            if name in failures:
+                console.print(f"[bold red]{name} failed:[/bold red] {failures[name]['error']}", highlight=False)
+            qs.results.setdefault(name, {})["seconds"] = round(time.perf_counter() - began, 1)
+        summary["ok"] = not failures
         summary["wall_seconds"] = round(time.perf_counter() - start, 1)
-        if "evaluate" in qs.results:
+        if "evaluate" in qs.results and "accuracy" in qs.results["evaluate"]:
             summary["accuracy"] = qs.results["evaluate"]["accuracy"]
             summary["chance"] = qs.results["evaluate"]["chance"]
         write_json(qs.out / "summary.json", summary)
+    if failures:
+        _print_failures(failures)
     return summary
+
+
+def _debug() -> bool:
+    from ast_deploy.cli.app import state
+
+    return bool(state.get("debug"))
+
+
+def _print_failures(failures: dict[str, dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title="quickstart: what failed", title_justify="left")
+    for column in ("step", "what happened", "to reproduce"):
+        table.add_column(column, overflow="fold")
+    for name, failure in failures.items():
+        table.add_row(name, failure["error"], failure.get("reproduce") or "")
+    console.print(table)

@@ -93,6 +93,9 @@ def export_cmd(
             if not message.endswith("..."):
                 err_console.print(message, markup=False, highlight=False)
 
+        def progress(name: str, done: int, total: int) -> None:
+            status.update(f"checking parity: {name} {done}/{total} inputs ...")
+
         try:
             manifest = export(
                 checkpoint,
@@ -106,6 +109,7 @@ def export_cmd(
                 load_options=options,
                 options=export_options,
                 log=log,
+                progress=progress,
             )
         except ParityFailure as e:
             if polygraphy_dir:  # for the artifacts that passed and were published

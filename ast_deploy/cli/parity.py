@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,6 +11,23 @@ import typer
 
 from .app import app, console, err_console, print_table
 from .options import DeviceOption, TritonModelOption, TritonUrlOption, use_triton_server
+
+
+@contextlib.contextmanager
+def parity_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress display on stderr for ``run_parity(progress=...)``: a bar per backend, inputs done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("parity {task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bars:
+        tasks: dict[str, int] = {}
+
+        def update(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=total)
+            bars.update(tasks[name], completed=done)
+
+        yield update
 
 
 @app.command()
@@ -76,16 +95,8 @@ def parity(
     names = [b.strip() for b in backends.split(",")] if backends else None
     if inputs is None and (polygraphy_dir or crosscheck_with):  # polygraphy gets the inputs parity uses
         inputs = synthetic_inputs(artifacts, n)
-    with err_console.status("running parity ...") as status:
-        report = run_parity(
-            artifacts,
-            names,
-            inputs,
-            n=n,
-            device=device,
-            thresholds=overrides,
-            progress=lambda name: status.update(f"running {name} ..."),
-        )
+    with parity_progress() as progress:
+        report = run_parity(artifacts, names, inputs, n=n, device=device, thresholds=overrides, progress=progress)
     extra = []
     if polygraphy_dir or crosscheck_with:
         with err_console.status("running polygraphy ..."):
@@ -93,6 +104,8 @@ def parity(
                 artifacts, report, inputs, polygraphy_dir, crosscheck_with, overrides
             )
     print_table(f"parity: {report.inputs}", parity_report_table([r.to_dict() for r in report.results]))
+    for r in report.refused:
+        console.print(f"not run here: {r['backend']}: {r['reason']}", markup=False, highlight=False, soft_wrap=True)
     for line in extra:
         console.print(line, markup=False, highlight=False)
     if report.reference_task_metric:

@@ -22,6 +22,7 @@ import torch
 from ..checkpoints import LoadOptions, load_checkpoint, save_checkpoint
 from ..errors import InputError, UnavailableError
 from ..fileio import atomic_dir, sha256_file, write_json
+from ..runtime import registry
 from . import aoti, aoti_int8, onnx, onnx_fp16, onnx_int8, openvino, openvino_int8, tensorrt, torchscript
 from .graph import BatchRange, ExportOptions, build_graph
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST, file_entries
@@ -33,7 +34,22 @@ REFERENCE_DIR = "reference"
 
 
 class ParityFailure(Exception):
-    """Some artifacts failed parity; the directory was published without them (exit status 1)."""
+    """Some artifacts failed parity; the directory was published without them (exit status 1).
+
+    ``manifest`` is what was published, with ``failed`` naming each failure and its parity figures."""
+
+    def __init__(self, message: str, manifest: dict):
+        super().__init__(message)
+        self.manifest = manifest
+
+
+def runnable_variants(artifact_names: list[str], device: str = "cpu") -> list[str]:
+    """Registry variants of ``artifact_names`` (``openvino-int8-bf16``, ...) that can run on ``device`` here."""
+    return [
+        name
+        for name, entry in registry.entries().items()
+        if entry.artifact in artifact_names and registry.unavailable(name, device) is None
+    ]
 
 
 def parse_formats(text: str) -> tuple[list[str], bool]:
@@ -78,9 +94,11 @@ def export(
     options: ExportOptions | None = None,
     parity_inputs=None,
     log: Callable[[str], None] = print,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict:
     """Export ``checkpoint`` to ``out``; returns the manifest. Raises :class:`ParityFailure` after
-    publishing when an artifact failed parity (the failing files are not published)."""
+    publishing when an artifact failed parity (the failing files are not published); its ``manifest``
+    holds what was published and what failed. ``progress(backend, done, total)`` follows parity."""
     from ..parity import run_parity
 
     checkpoint, out = Path(checkpoint), Path(out)
@@ -147,21 +165,36 @@ def export(
         failed = []
         if verify:
             log("checking parity against PyTorch float32 ...")
-            report = run_parity(tmp, inputs=parity_inputs)  # engines run on the GPU regardless
-            by_name = {r.backend: r for r in report.results}
+            variants = runnable_variants([a["name"] for a in artifacts])
+            report = run_parity(
+                tmp, [a["name"] for a in artifacts] + variants, inputs=parity_inputs, progress=progress
+            )  # engines run on the GPU regardless
+            by_name = {r.backend: {**r.to_dict(), "inputs": report.inputs, "cpu": report.cpu} for r in report.results}
             for artifact in artifacts:
-                result = by_name[artifact["name"]]
-                artifact["parity"] = {**result.to_dict(), "inputs": report.inputs}
-                if not result.passed:
+                artifact["parity"] = by_name[artifact["name"]]
+                # Variants (openvino-int8-bf16 runs this artifact in bf16) are judged too: a variant is chosen
+                # by default only where it passed. A failing variant costs the artifact nothing.
+                checked = {v: by_name[v] for v in variants if registry.get(v).artifact == artifact["name"]}
+                if checked:
+                    artifact["variants"] = checked
+                for name, result in checked.items():
+                    if not result["passed"]:
+                        log(f"parity failed for variant {name}: {'; '.join(result['failures'])} (not used by default)")
+                if not artifact["parity"]["passed"]:
                     failed.append(artifact)
                     for entry in artifact["files"]:
                         (tmp / entry["file"]).unlink(missing_ok=True)
-                    log(f"parity FAILED for {artifact['name']}: {'; '.join(result.failures)} (not published)")
+                    log(
+                        f"parity FAILED for {artifact['name']}: {'; '.join(artifact['parity']['failures'])} "
+                        "(not published)"
+                    )
             manifest["artifacts"] = [a for a in artifacts if a not in failed]
             manifest["failed"] = [{"name": a["name"], "parity": a["parity"]} for a in failed]
             write_json(tmp / MANIFEST, manifest)
     if failed:
-        raise ParityFailure(f"{', '.join(a['name'] for a in failed)} failed parity and were not published in {out}")
+        raise ParityFailure(
+            f"{', '.join(a['name'] for a in failed)} failed parity and were not published in {out}", manifest
+        )
     return manifest
 
 

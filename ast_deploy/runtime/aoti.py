@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..cpu import cpu_info, missing_for_isa, no_int8_dot
 from ..errors import InputError
 from .base import Backend, InputSpec
 from .registry import BackendEntry
@@ -21,7 +22,16 @@ def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None
     compiled_for = (artifact or {}).get("device", device.type)
     if compiled_for != device.type:
         return f"the AOTInductor package was compiled for {compiled_for}, not {device.type}"
-    return None
+    if device.type != "cpu":
+        return None
+    isa = (artifact or {}).get("cpu_isa")
+    lacking = missing_for_isa(isa, cpu_info()) if isa else []
+    if lacking:
+        return (
+            f"the AOTInductor package was compiled for {isa} and this CPU lacks {', '.join(lacking)} "
+            f"({cpu_info().describe()}): re-export it on this machine"
+        )
+    return no_int8_dot() if entry.precision == "int8" else None
 
 
 def open_artifact(

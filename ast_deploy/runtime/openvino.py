@@ -10,7 +10,7 @@ see ``export/openvino.py``). Hence four backends over two artifacts:
 - ``openvino-int8-bf16``: the INT8 IR with that rest in bf16, faster where the CPU has bf16 and
   judged by the same INT8 parity gate.
 
-Compiled models are cached (OpenVINO's ``CACHE_DIR``) under ``$AST_DEPLOY_CACHE/openvino/<f32|bf16>``
+Compiled models are cached (OpenVINO's ``CACHE_DIR``) under ``$AST_DEPLOY_CACHE/openvino/<cpu class>/<f32|bf16>``
 (default ``~/.cache/ast-deploy/openvino``; ``AST_DEPLOY_CACHE=off`` disables it), so the second load
 of an IR skips compilation. ``PERFORMANCE_HINT`` is LATENCY: a backend call is one synchronous
 inference using every thread on one batch, which is what LATENCY configures (one stream);
@@ -34,22 +34,40 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cpu import cpu_info, no_bf16
 from ..errors import InputError, UnavailableError
 from .base import OUTPUT_NAME, Backend, InputSpec
 from .registry import BackendEntry
 
+# The default per CPU class (lower first), from AST-base at batch 1 on 2 cores (docs/cpus.md): with bf16
+# hardware, int8 GEMMs with the rest in bf16 are fastest; without VNNI, int8 is slower than float32
+# (an AVX2 EPYC: 2,468 vs 2,273 ms), so float32 stays the default there and on classes not measured.
 BACKENDS = (
     BackendEntry("openvino", "openvino", "fp32", devices=("cpu",), rank={"cpu": 5}, options={"inference": "f32"}),
     BackendEntry(
-        "openvino-bf16", "openvino", "bf16", artifact="openvino", devices=("cpu",), options={"inference": "bf16"}
+        "openvino-bf16",
+        "openvino",
+        "bf16",
+        artifact="openvino",
+        devices=("cpu",),
+        rank={"cpu:amx": 2, "cpu:avx512-bf16": 3},
+        options={"inference": "bf16"},
     ),
-    BackendEntry("openvino-int8", "openvino", "int8", devices=("cpu",), options={"inference": "f32"}),
+    BackendEntry(
+        "openvino-int8",
+        "openvino",
+        "int8",
+        devices=("cpu",),
+        rank={"cpu:amx": 3, "cpu:avx512-bf16": 2, "cpu:avx512-vnni": 1},
+        options={"inference": "f32"},
+    ),
     BackendEntry(
         "openvino-int8-bf16",
         "openvino",
         "int8",
         artifact="openvino-int8",
         devices=("cpu",),
+        rank={"cpu:amx": 1, "cpu:avx512-bf16": 1},
         options={"inference": "bf16"},
     ),
 )
@@ -83,8 +101,12 @@ def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None
     reason = missing()
     if reason:
         return reason
-    if entry.option("inference") == "bf16" and "BF16" not in (caps := cpu_capabilities()):
-        return f"this CPU has no bf16 arithmetic for OpenVINO (its capabilities: {', '.join(caps)})"
+    if entry.option("inference") == "bf16":
+        # OpenVINO reads cpuid, not ONEDNN_MAX_CPU_ISA: it reports BF16 under a cap that removes it.
+        if reason := no_bf16():
+            return reason
+        if "BF16" not in (caps := cpu_capabilities()):
+            return f"OpenVINO's CPU plugin offers no bf16 here (its capabilities: {', '.join(caps)})"
     return None
 
 
@@ -129,7 +151,9 @@ class OpenVinoBackend(Backend):
         if cache is not None:
             # One cache per inference precision: OpenVINO 2026.4's cache key leaves the precision hint
             # out, so a bf16 load would import the f32 compilation of the same IR (and return NaN).
-            cache = cache / inference
+            # And one per CPU class: the compiled graph is transformed for the ISA (without VNNI, int8
+            # attention is decomposed differently), and a home directory may be shared by machines.
+            cache = cache / cpu_info().isa_class / inference
             try:
                 cache.mkdir(parents=True, exist_ok=True)
                 config["CACHE_DIR"] = str(cache)

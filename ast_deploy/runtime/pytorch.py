@@ -8,7 +8,8 @@ import shutil
 
 import torch
 
-from ..errors import InputError
+from ..cpu import no_bf16, no_int8_dot
+from ..errors import InputError, UnavailableError
 from ..frontend import KaldiFbank
 from ..model import ASTModel
 from ..quantize import quantize_int8
@@ -105,6 +106,12 @@ def _fp16_on_cpu(entry: BackendEntry, device: torch.device) -> bool:
 def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None = None) -> str | None:
     if _fp16_on_cpu(entry, device):
         return FP16_ON_CPU
+    if device.type == "cpu":
+        # Runnable, but not what the name promises: emulated bf16, or int8 GEMMs 30x slower than float32.
+        if "bf16" in (entry.option("precision"), entry.option("autocast")) and (reason := no_bf16()):
+            return reason
+        if entry.option("quantize") == "int8" and (reason := no_int8_dot()):
+            return reason
     return _compiler_missing(device) if entry.option("compile") else None
 
 
@@ -132,6 +139,7 @@ def open_pytorch_backend(
     if entry.runtime != "pytorch":
         raise InputError(f"backend {name!r} runs an exported artifact; a checkpoint runs the PyTorch backends only")
     dev = torch.device(device)
-    if _fp16_on_cpu(entry, dev):
-        raise InputError(f"backend {name!r}: {FP16_ON_CPU}")
+    reason = unavailable(entry, dev)
+    if reason:
+        raise UnavailableError(f"backend {name!r} cannot run here: {reason}")
     return PyTorchBackend(model, frontend, spec, device=dev, name=name, **entry.options)

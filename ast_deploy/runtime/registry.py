@@ -38,8 +38,11 @@ class BackendEntry:
     ``format`` is the manifest format of the artifact it runs (``None``: the checkpoint's float32
     reference weights in PyTorch). ``precision`` is what its arithmetic is (for an artifact, the
     manifest's own ``precision`` is authoritative and equal to it). ``rank`` orders the default
-    backend per device type (lower first; absent: never chosen by default, e.g. reduced precision,
-    which a user asks for by name). ``options`` is the variant's data for its runtime module.
+    backend per device type (lower first; absent: never chosen by default). A key ``cpu:<class>``
+    (a class of :data:`ast_deploy.cpu.ISA_CLASSES`) ranks it on that CPU class only, ahead of the
+    plain ``cpu`` key: reduced precision is the default only where it was measured to be the fastest
+    (``docs/cpus.md``), and only for an artifact whose parity passed. ``options`` is the variant's
+    data for its runtime module.
     """
 
     name: str
@@ -62,6 +65,18 @@ class BackendEntry:
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
+
+    def rank_on(self, device_type: str, isa_class: str | None = None) -> int | None:
+        """Its default rank on a device type (and CPU class), or ``None`` where it is never the default."""
+        if device_type == "cpu" and isa_class and f"cpu:{isa_class}" in self.rank:
+            return self.rank[f"cpu:{isa_class}"]
+        return self.rank.get(device_type)
+
+    def parity_record(self, artifact: dict | None) -> dict | None:
+        """Its parity result in the manifest entry of the artifact it runs (a variant's under ``variants``)."""
+        if not artifact:
+            return None
+        return artifact.get("variants", {}).get(self.name) if self.artifact else artifact.get("parity")
 
     def precision_of(self, artifact: dict) -> str:
         """What it computes in when it runs ``artifact``: a variant's own precision (openvino-bf16 runs
@@ -135,11 +150,19 @@ def wrong_device(entry: BackendEntry, device: torch.device) -> str | None:
 
 
 def preferred(device: str | torch.device, offered: list[str], artifacts: dict[str, dict] | None = None) -> str:
-    """The default backend among ``offered`` on ``device``: the best-ranked one that can run here."""
+    """The default backend among ``offered`` on ``device``: the best-ranked one on this device (and CPU class)
+    that can run here; a reduced-precision one only if its parity passed (``artifacts``: manifest entries)."""
+    from ..cpu import cpu_info
+
     kind = torch.device(device).type
-    ranked = sorted((e.rank[kind], n) for n in offered if kind in (e := get(n)).rank)
+    isa = cpu_info().isa_class if kind == "cpu" else None
+    ranked = sorted((rank, n) for n in offered if (rank := get(n).rank_on(kind, isa)) is not None)
     for _, name in ranked:
-        if unavailable(name, device, (artifacts or {}).get(get(name).artifact_name or "")) is None:
+        entry = get(name)
+        artifact = (artifacts or {}).get(entry.artifact_name or "")
+        if entry.precision != "fp32" and not (entry.parity_record(artifact) or {}).get("passed"):
+            continue  # never verified (export --no-verify, an older manifest) or failed: not a default
+        if unavailable(name, device, artifact) is None:
             return name
     return "pytorch"
 

@@ -1,8 +1,11 @@
 // AOTInductor packages (model.pt2) through libtorch's C++ loader, the counterpart of
 // torch._inductor.aoti_load_package in ast_deploy/runtime/aoti.py. The package holds a shared
-// library compiled for one device type (manifest: artifacts[].device); it runs only there.
+// library compiled for one device type (manifest: artifacts[].device) and, on the CPU, one vector
+// ISA (artifacts[].cpu_isa); it runs only there. The int8 package (torch._int_mm) is refused on CPUs
+// without VNNI/AMX, where it runs about 30x slower than float32 (as the Python runtime refuses it).
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 
+#include "cpu.h"
 #include "torch_common.h"
 
 namespace ast::detail {
@@ -19,6 +22,17 @@ class AOTInductorBackend final : public Backend {
     if (torch_common::parse_device(compiled_for).type() != device_.type()) {
       throw BackendError(file_ + ": AOTInductor package was compiled for " + compiled_for + ", not " +
                          config.options.device);
+    }
+    if (device_.is_cpu()) {
+      const CpuInfo& cpu = cpu_info();
+      std::string lacking;
+      for (const auto& flag : cpu.missing_for_isa(config.artifact.cpu_isa)) lacking += (lacking.empty() ? "" : ", ") + flag;
+      if (!lacking.empty())
+        throw BackendError(file_ + ": the AOTInductor package was compiled for " + config.artifact.cpu_isa +
+                           " and this CPU lacks " + lacking + " (" + cpu.describe() + "): re-export it on this machine");
+      if (config.artifact.precision == "int8" && !cpu.int8_dot())
+        throw BackendError(file_ + ": this CPU has no int8 dot product (VNNI or AMX-INT8): torch._int_mm falls back to a "
+                           "kernel about 30x slower than float32 (" + cpu.describe() + ")");
     }
     torch_common::set_threads(config.options.threads);
     try {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "cpu.h"
 
 namespace ast::detail {
 namespace {
@@ -98,12 +99,18 @@ class OpenVINOBackend final : public Backend {
     if (config.options.device != "cpu")
       throw BackendError("device '" + config.options.device + "': the OpenVINO backend runs on the CPU only (--device cpu)");
     const ov::element::Type precision = precision_hint(config.options.inference_precision);
+    // OpenVINO reports bf16 from cpuid even under ONEDNN_MAX_CPU_ISA; without bf16 hardware it would emulate it.
+    if (precision == ov::element::bf16 && !cpu_info().bf16())
+      throw BackendError("--precision-hint bf16: this CPU has no bf16 arithmetic (no avx512_bf16 or amx_bf16: " +
+                         cpu_info().describe() + ")");
     std::shared_ptr<ov::Model> model;
     try {
-      // One cache per precision, as the Python runtime keeps them: OpenVINO 2026.4's cache key
-      // leaves the precision hint out, so a bf16 load would import the f32 compilation of the IR.
+      // One cache per CPU class and precision, as the Python runtime keeps them: OpenVINO 2026.4's cache
+      // key leaves the precision hint out (a bf16 load would import the f32 compilation of the IR), and
+      // the compiled graph is transformed for the CPU's ISA.
       if (!config.options.cache_dir.empty())
-        core_.set_property(ov::cache_dir(config.options.cache_dir + "/" + precision.get_type_name()));
+        core_.set_property(ov::cache_dir(config.options.cache_dir + "/" + cpu_info().isa_class() + "/" +
+                                         precision.get_type_name()));
       model = core_.read_model(file_);  // and the .bin beside it
     } catch (const std::exception& e) {
       throw BackendError(file_ + ": OpenVINO cannot read this IR: " + message(e));

@@ -197,6 +197,7 @@ Manifest read_manifest(const std::string& dir) {
     if (artifacts[i].contains("device") && artifacts[i]["device"].is_string()) art.device = artifacts[i]["device"];
     if (artifacts[i].contains("precision") && artifacts[i]["precision"].is_string())
       art.precision = artifacts[i]["precision"];
+    if (artifacts[i].contains("cpu_isa") && artifacts[i]["cpu_isa"].is_string()) art.cpu_isa = artifacts[i]["cpu_isa"];
     m.artifacts.push_back(std::move(art));
   }
   return m;

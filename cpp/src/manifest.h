@@ -21,6 +21,7 @@ struct Artifact {
   std::vector<ArtifactFile> files;  // never empty; the first is the primary file, the one a backend opens
   std::string device;     // where it was compiled for ("cpu", "cuda"); "" when not recorded
   std::string precision;  // "fp32", "fp16", ...
+  std::string cpu_isa;    // AOTInductor on the CPU: the vector ISA its code was compiled for ("avx2", "avx512 ..."); "" if not recorded
 
   const ArtifactFile& primary() const { return files.front(); }
 };
