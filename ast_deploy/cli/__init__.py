@@ -14,8 +14,9 @@ from .options import DeviceOption, print_json, with_load_options
 
 # isort: off
 # Importing a verb module registers its verbs; this order (the workflow's) is the order of --help.
-from . import export, parity, bench, predict, stream, info, convert, init  # noqa: F401
+from . import export, parity, bench, predict, stream, batch, info, convert, init  # noqa: F401
 from . import triton, serve  # noqa: F401
+from . import thresholds, evaluate_events  # noqa: F401
 # isort: on
 
 __all__ = ["DeviceOption", "app", "console", "err_console", "main", "print_json", "run", "with_load_options"]

@@ -26,12 +26,15 @@ class EventOptions:
     def given(self) -> bool:
         return any(v is not None for v in self.values.values())
 
-    def config(self, labels: list[str]):
-        from ..events import EventConfig, read_thresholds
+    def config(self, labels: list[str], model=None):
+        """The :class:`EventConfig`; without ``--thresholds``, the thresholds file that the artifact
+        directory ``model`` carries (``ast-deploy thresholds --store``), if any, is used."""
+        from ..events import EventConfig
+        from ..thresholds import default_event_thresholds
 
         v = self.values
         threshold = 0.5 if v["threshold"] is None else v["threshold"]
-        per_label = {} if v["thresholds"] is None else read_thresholds(v["thresholds"], labels, v["off_threshold"])
+        per_label = default_event_thresholds(model, v["thresholds"], labels, v["off_threshold"])
         return EventConfig(
             threshold=threshold,
             off_threshold=v["off_threshold"],

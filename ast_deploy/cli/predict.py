@@ -13,6 +13,7 @@ from ..errors import InputError
 from .app import app, err_console, print_table
 from .event_options import EventOptions, with_event_options
 from .options import DeviceOption, print_json, print_json_line, with_load_options
+from .rollup_option import RollupOption, model_rollup, with_rollup
 
 
 @app.command()
@@ -44,6 +45,7 @@ def predict(
     served_model: Annotated[
         Optional[str], typer.Option("--model", help="Model on the --url server (default: the only one).")
     ] = None,
+    rollup: RollupOption = None,
     options=None,
     event_options: EventOptions | None = None,
 ) -> None:
@@ -64,7 +66,8 @@ def predict(
     else:
         clf = load(model, device=device, options=options, backend=backend)
     try:
-        config = event_options.config(clf.labels) if events or event_options.given else None
+        parents = model_rollup(clf.labels, rollup)
+        config = event_options.config(clf.labels, model) if events or event_options.given else None
         with _progress_display(err_console.is_terminal if progress is None else progress) as report:
             results = clf.predict(audio, top_k=top_k, hop_seconds=hop, batch_size=batch_size, progress=report)
     finally:
@@ -85,7 +88,10 @@ def predict(
                 "model": str(model),  # with --url: URL/served model
                 "backend": clf.backend.name,
                 "results": [
-                    {**r.to_json(top_k, aggregate), **({"events": found[id(r)]} if config is not None else {})}
+                    {
+                        **with_rollup(r.to_json(top_k, aggregate), r, parents, aggregate),
+                        **({"events": found[id(r)]} if config is not None else {}),
+                    }
                     for r in results
                 ],
             }
@@ -101,6 +107,13 @@ def predict(
             other = t["max"] if aggregate == "mean" else t["mean"]
             table.add_row(str(i), t["label"], f"{t['score']:.4f}", f"{other:.4f}")
         print_table(f"{r.source}  ({r.duration:.2f} s, {len(r.starts)} window{'s' * (len(r.starts) > 1)})", table)
+        if parents is not None:
+            table = Table()
+            for column, justify in (("#", "right"), ("parent", "left"), ("mid", "left"), (aggregate, "right")):
+                table.add_column(column, justify=justify)
+            for i, p in enumerate(parents.to_json(r.mean_scores if aggregate == "mean" else r.max_scores, top_k), 1):
+                table.add_row(str(i), p["label"], p["mid"], f"{p['score']:.4f}")
+            print_table(f"{r.source}  AudioSet parents (max over each one's labels)", table)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from ..errors import InputError
 from .app import app
 from .event_options import EventOptions, with_event_options
 from .options import DeviceOption, print_json_line, with_load_options
+from .rollup_option import RollupOption, model_rollup
 
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 POLL_S = 0.05  # how often a blocked read wakes up to notice Ctrl-C
@@ -124,6 +125,7 @@ def stream(
         Optional[str], typer.Option(help="Backend of an artifact directory (default: the best available).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    rollup: RollupOption = None,
     options=None,
     event_options: EventOptions | None = None,
 ) -> None:
@@ -148,13 +150,14 @@ def stream(
     clf = load(model, device=device, options=options, backend=backend)
     interrupt = _Interrupt()
     try:
+        parents = model_rollup(clf.labels, rollup)
         input_rate = rate if audio_file is None else audio_file.samplerate
         input_channels = channels if audio_file is None else audio_file.channels
         s = clf.stream(hop=hop, window=window, sample_rate=input_rate, batch_size=batch_size)
         s.where = "stdin" if audio_file is None else source
         tracker = None
         if events or event_options.given:
-            tracker = EventTracker(clf.labels, event_options.config(clf.labels), s.hop, clf.sample_rate)
+            tracker = EventTracker(clf.labels, event_options.config(clf.labels, model), s.hop, clf.sample_rate)
         print_json_line(
             {
                 "type": "start",
@@ -176,7 +179,10 @@ def stream(
         def emit(windows, took: float, final: bool) -> None:
             for w in windows:
                 top = top_scores(w.scores, clf.labels, top_k)
-                print_json_line({"type": "window", "index": w.index, "start": w.start, "end": w.end, "top": top})
+                line = {"type": "window", "index": w.index, "start": w.start, "end": w.end, "top": top}
+                if parents is not None:
+                    line["rollup"] = parents.to_json(w.scores)
+                print_json_line(line)
                 latencies.append(took)
                 counts["windows"] += 1
                 if tracker is not None:
