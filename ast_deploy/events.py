@@ -236,7 +236,7 @@ def detect_events(
 
 def prediction_events(prediction, config: EventConfig, hop_seconds: float | None = None) -> list[Event]:
     """Events of an offline :class:`~ast_deploy.pipeline.Prediction` made with ``hop_seconds``."""
-    from .streaming import hop_samples
+    from .windows import hop_samples
 
     hop = hop_samples(hop_seconds, prediction.sample_rate) or prediction.window
     ends = [min(s + prediction.window, prediction.num_samples) for s in prediction.starts]

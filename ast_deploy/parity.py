@@ -24,8 +24,8 @@ from .cpu import cpu_info
 from .frontend import KaldiFbank
 from .labels import LABEL_SETS, LabelSet, builtin_label_set
 from .model import apply_activation
-from .pipeline import cut_windows
 from .runtime.base import Backend
+from .windows import cut_windows, window_length
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def hard_signals(num_samples: int, sample_rate: int) -> tuple[np.ndarray, np.nda
 def synthetic_inputs(artifacts, n: int = 16, seed: int = 0, hard: bool = True) -> ParityInputs:
     """What :func:`run_parity` compares on when given no inputs: ``n`` seeded signals of the artifact's window,
     plus (``hard``) the :data:`HARD_SIGNALS`."""
-    window = artifacts.spec.num_samples or artifacts.frontend_config.window_samples
+    window = window_length(artifacts.spec.num_samples, artifacts.frontend_config)
     windows, lengths = synthetic_signals(n, window, artifacts.spec.sample_rate, seed)
     description = f"{n} seeded synthetic signals (seed {seed})"
     if hard:

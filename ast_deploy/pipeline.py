@@ -22,31 +22,10 @@ from .errors import InputError
 from .frontend import FrontEndConfig, KaldiFbank
 from .model import apply_activation
 from .runtime.base import Backend
-from .streaming import AudioStream, hop_samples, score_array, score_file
+from .streaming import AudioStream, score_array, score_file
+from .windows import cut_windows, hop_samples, window_length, window_starts  # noqa: F401  (their old home)
 
 AudioInput = str | Path | tuple[np.ndarray, int]
-
-
-def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
-    """Window starts covering ``num_samples``; the last window ends exactly at the end."""
-    if num_samples <= window:
-        return [0]
-    starts = list(range(0, num_samples - window + 1, hop))
-    if starts[-1] + window < num_samples:
-        starts.append(num_samples - window)
-    return starts
-
-
-def cut_windows(samples: np.ndarray, window: int, hop: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """(windows (W, window) zero padded, valid lengths (W,), starts)."""
-    starts = window_starts(len(samples), window, hop)
-    out = np.zeros((len(starts), window), dtype=np.float32)
-    lengths = np.zeros(len(starts), dtype=np.int64)
-    for i, s in enumerate(starts):
-        chunk = samples[s : s + window]
-        out[i, : len(chunk)] = chunk
-        lengths[i] = len(chunk)
-    return out, lengths, starts
 
 
 def top_scores(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
@@ -121,7 +100,7 @@ class Classifier:
         self.activation = activation
         # Backends that take features get them from our front end, on the backend's device.
         self.frontend = KaldiFbank(frontend).to(backend.device) if backend.spec.kind == "fbank" else None
-        self.window = backend.spec.num_samples or frontend.window_samples
+        self.window = window_length(backend.spec.num_samples, frontend)
 
     @property
     def sample_rate(self) -> int:

@@ -503,7 +503,7 @@ def audio_feeds(spec_path: str | Path, paths: list[Path] | None = None) -> Itera
     """Feed dicts for every window of every audio file (the data loader script's ``load_data``)."""
     from .audio import load_audio
     from .frontend import FrontEndConfig
-    from .pipeline import cut_windows
+    from .windows import cut_windows
 
     meta = read_json_object(spec_path, "polygraphy hand-off")
     section, batch = meta["input"], meta["batch"]

@@ -321,7 +321,7 @@ def window_timestamps(starts: Sequence[int], window: int, num_samples: int, hop:
 
 def prediction_score_frame(prediction, hop_seconds: float | None, classes: Sequence[str]):
     """A ``predict`` result's window scores as sed_scores_eval's DataFrame (columns ``classes``)."""
-    from .streaming import hop_samples
+    from .windows import hop_samples
 
     _, create_score_dataframe = _sed_scores_eval()
     hop = hop_samples(hop_seconds, prediction.sample_rate) or prediction.window

@@ -21,6 +21,7 @@ import soxr
 
 from .audio import RESAMPLE_QUALITY, check_rate, open_audio, read_blocks, to_mono
 from .errors import InputError
+from .windows import hop_samples
 
 if TYPE_CHECKING:
     from .pipeline import Classifier
@@ -34,15 +35,6 @@ def num_windows(num_samples: int, window: int, hop: int) -> int:
         return 1
     regular = (num_samples - window) // hop + 1
     return regular + int((regular - 1) * hop + window < num_samples)
-
-
-def hop_samples(hop_seconds: float | None, sample_rate: int) -> int | None:
-    """Seconds -> samples, ``max(1, round(hop * rate))`` (round half to even, as C's nearbyint)."""
-    if hop_seconds is None:
-        return None
-    if not math.isfinite(hop_seconds) or hop_seconds <= 0:
-        raise InputError(f"hop must be positive, got {hop_seconds}")
-    return max(1, round(hop_seconds * sample_rate))
 
 
 @dataclass

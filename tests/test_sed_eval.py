@@ -350,7 +350,7 @@ def test_keywords_are_spoken_by_the_splits_own_voices(tmp_path) -> None:
 
 
 def test_window_timestamps_tile_the_file() -> None:
-    from ast_deploy.pipeline import window_starts
+    from ast_deploy.windows import window_starts
 
     n, window, hop = 50_000, 16_000, 4_000
     starts = window_starts(n, window, hop)

@@ -39,9 +39,10 @@ from ast_deploy import FrontEndConfig, InputError
 from ast_deploy.audio import load_audio
 from ast_deploy.bench.memory import run_measured
 from ast_deploy.events import EventConfig, EventTracker, detect_events, read_thresholds
-from ast_deploy.pipeline import Classifier, window_starts
+from ast_deploy.pipeline import Classifier
 from ast_deploy.runtime.base import Backend, InputSpec
 from ast_deploy.streaming import num_windows
+from ast_deploy.windows import window_starts
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

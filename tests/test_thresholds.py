@@ -13,8 +13,9 @@ from conftest import TINY_CASE, TINY_PTH, assert_input_error, authors_flags, aut
 from ast_deploy import InputError
 from ast_deploy import thresholds as th
 from ast_deploy.events import EventConfig, read_thresholds
-from ast_deploy.pipeline import Prediction, window_starts
+from ast_deploy.pipeline import Prediction
 from ast_deploy.sed import EvalParams, read_durations, read_reference, sed_eval_metrics
+from ast_deploy.windows import window_starts
 
 RATE = 16000
 

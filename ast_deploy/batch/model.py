@@ -169,7 +169,7 @@ class Scorer:
     settings: ScoreSettings
 
     def __init__(self) -> None:
-        from ..streaming import hop_samples
+        from ..windows import hop_samples
 
         self.clf = open_model(self.spec)
         self.window = self.clf.window
@@ -188,7 +188,7 @@ class Scorer:
         return self.clf.score_batch(windows, lengths, self.pad_to), None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        from ..pipeline import window_starts
+        from ..windows import window_starts
 
         n = len(batch["path"])
         samples = list(batch["samples"])

@@ -80,12 +80,13 @@ def parity(
     from ..parity import markdown as parity_markdown
     from ..parity import table as parity_report_table
     from ..runtime.devices import check_device
+    from ..windows import window_length
 
     check_device(device)
     use_triton_server(url, served_model)
     polygraphy_handoff.check_options(polygraphy_dir, crosscheck_with)
     artifacts = ArtifactDir(directory)
-    window = artifacts.spec.num_samples or artifacts.frontend_config.window_samples
+    window = window_length(artifacts.spec.num_samples, artifacts.frontend_config)
     inputs: ParityInputs | None = None
     if manifest is not None:
         inputs = manifest_inputs(manifest, artifacts.labels, window, artifacts.spec.sample_rate, n)

@@ -23,6 +23,7 @@ from ..checkpoints import LoadOptions, load_checkpoint, save_checkpoint
 from ..errors import InputError, UnavailableError
 from ..fileio import atomic_dir, sha256_file, write_json
 from ..runtime import registry
+from ..windows import window_length
 from . import aoti, aoti_int8, onnx, onnx_fp16, onnx_int8, openvino, openvino_int8, tensorrt, torchscript
 from .graph import BatchRange, ExportOptions, build_graph
 from .manifest import FORMAT, FORMAT_VERSION, MANIFEST, file_entries
@@ -124,7 +125,7 @@ def export(
     if options.calibration:  # read (and reject bad files) before anything is built
         from .calibration import load_calibration
 
-        window = graph.spec.num_samples or ckpt.frontend.window_samples
+        window = window_length(graph.spec.num_samples, ckpt.frontend)
         graph.calibration = load_calibration(options.calibration, ckpt.labels, window, graph.spec.sample_rate)
     if options.timing_cache is None:  # beside the output directory, so that re-exports reuse it
         options = dataclasses.replace(options, timing_cache=out.parent / f".{out.name}.tensorrt-timing.cache")

@@ -32,7 +32,7 @@ import torch
 from ..audio import load_audio
 from ..errors import InputError
 from ..manifests import AUDIO_EXTENSIONS
-from ..pipeline import cut_windows
+from ..windows import cut_windows
 from .graph import ExportGraph
 
 DEFAULT_CLIPS = 64

@@ -52,6 +52,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..windows import window_length
 from . import openvino as ov_export
 from .calibration import Calibration, default_calibration
 from .graph import ExportGraph, ExportOptions
@@ -153,7 +154,7 @@ def quantize(model, feeds: list[dict], scheme: Scheme = SCHEME):
 
 def calibration_feeds(graph: ExportGraph) -> tuple[list[dict], Calibration]:
     """Single-window feeds of ``--calibration`` (or the default signals) for ``graph``'s inputs."""
-    window = graph.spec.num_samples or graph.frontend.window_samples
+    window = window_length(graph.spec.num_samples, graph.frontend)
     calibration = graph.calibration or default_calibration(window, graph.spec.sample_rate)
     return calibration.graph_inputs(graph), calibration
 
