@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .windows import hop_length
 
 
 @dataclass(frozen=True)
@@ -236,12 +237,15 @@ def detect_events(
 
 def prediction_events(prediction, config: EventConfig, hop_seconds: float | None = None) -> list[Event]:
     """Events of an offline :class:`~ast_deploy.pipeline.Prediction` made with ``hop_seconds``."""
-    from .windows import hop_samples
-
-    hop = hop_samples(hop_seconds, prediction.sample_rate) or prediction.window
-    ends = [min(s + prediction.window, prediction.num_samples) for s in prediction.starts]
+    hop = hop_length(hop_seconds, prediction.sample_rate, prediction.window)
     return detect_events(
-        prediction.starts, ends, prediction.window_scores, prediction.labels, config, hop, prediction.sample_rate
+        prediction.starts,
+        prediction.ends,
+        prediction.window_scores,
+        prediction.labels,
+        config,
+        hop,
+        prediction.sample_rate,
     )
 
 

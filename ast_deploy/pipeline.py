@@ -4,7 +4,7 @@ Audio longer than the model's window is cut into windows (default hop: one windo
 window is aligned to the end of the audio); each window's scores are aggregated by mean and max.
 A clip shorter than the window is zero padded in the feature domain, as in training. Files and
 arrays go through the stream of :mod:`.streaming` (decoded, resampled, cut and scored one block and
-one batch at a time); :func:`window_starts` is the rule it follows (docs/streaming.md).
+one batch at a time); :mod:`.windows` holds the rule it follows (docs/streaming.md).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import numpy as np
 import torch
 
 from .audio import check_rate
-from .errors import InputError
 from .frontend import FrontEndConfig, KaldiFbank
 from .model import apply_activation
 from .runtime.base import Backend
 from .streaming import AudioStream, score_array, score_file
-from .windows import cut_windows, hop_samples, window_length, window_starts  # noqa: F401  (their old home)
+from .windows import hop_samples, window_ends, window_in_samples, window_length
 
 AudioInput = str | Path | tuple[np.ndarray, int]
 
@@ -49,6 +48,11 @@ class Prediction:
         return self.num_samples / self.sample_rate
 
     @property
+    def ends(self) -> list[int]:
+        """Where each window ends (exclusive, samples): a window never reaches past the audio."""
+        return window_ends(self.starts, self.window, self.num_samples)
+
+    @property
     def mean_scores(self) -> np.ndarray:
         return self.window_scores.mean(axis=0)
 
@@ -72,8 +76,7 @@ class Prediction:
 
     def to_json(self, k: int = 5, aggregate: str = "mean") -> dict:
         timeline = []
-        for start, scores in zip(self.starts, self.window_scores, strict=False):
-            end = min(start + self.window, self.num_samples)
+        for start, end, scores in zip(self.starts, self.ends, self.window_scores, strict=False):
             timeline.append(
                 {
                     "start": start / self.sample_rate,
@@ -91,7 +94,9 @@ class Prediction:
 
 
 class Classifier:
-    """Front end + backend + labels. ``clf.predict(["a.wav"], top_k=5)``."""
+    """Front end + backend + labels. ``clf.predict(["a.wav"], top_k=5)``.
+
+    What the stream needs of it is :class:`~ast_deploy.streaming.WindowScorer`."""
 
     def __init__(self, backend: Backend, frontend: FrontEndConfig, labels: list[str], activation: str):
         self.backend = backend
@@ -105,6 +110,14 @@ class Classifier:
     @property
     def sample_rate(self) -> int:
         return self.frontend_config.sample_rate
+
+    @property
+    def max_batch(self) -> int | None:
+        return self.backend.spec.max_batch
+
+    @property
+    def static_batch_shapes(self) -> bool:
+        return self.backend.static_batch_shapes
 
     def logits(self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1) -> torch.Tensor:
         """Logits of windows (B, window) with valid lengths (B,); ``pad_to``: run at least that batch
@@ -134,13 +147,13 @@ class Classifier:
         ``hop`` and ``window`` in seconds (default: the model's window, and hop = window);
         ``sample_rate``: the rate of the pushed audio (default: the model's; others are resampled).
         """
-        window_samples = None
-        if window is not None:
-            if not np.isfinite(window) or window <= 0:
-                raise InputError(f"window must be positive, got {window}")
-            window_samples = round(window * self.sample_rate)
         return AudioStream(
-            self, hop_samples(hop, self.sample_rate), window_samples, sample_rate, batch_size=batch_size, eager=True
+            self,
+            hop_samples(hop, self.sample_rate),
+            window_in_samples(window, self.sample_rate),
+            sample_rate,
+            batch_size=batch_size,
+            eager=True,
         )
 
     def scores(self, samples: np.ndarray, hop: int | None = None, batch_size: int = 8) -> tuple[np.ndarray, list[int]]:

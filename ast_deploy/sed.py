@@ -36,7 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, UnavailableError
+from .extras import missing
 from .fileio import atomic_file
+from .windows import hop_length, window_end
 
 EventTuple = tuple[float, float, str]  # (onset, offset, label), seconds
 TSV_HEADER = ("filename", "onset", "offset", "event_label")
@@ -77,24 +79,20 @@ class EvalParams:
 
 def _sed_eval():
     """``sed_eval``, imported quietly (dcase_util warns about pkg_resources on import)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import sed_eval
-    except ImportError as e:
-        raise UnavailableError(
-            f"sed_eval is not installed or cannot import ({e}); pip install 'ast-deploy[events]' "
-            "(it needs setuptools<81 for dcase_util's pkg_resources)"
-        ) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if reason := missing("sed_eval", "events"):
+            raise UnavailableError(f"{reason}; it needs setuptools<81 for dcase_util's pkg_resources")
+        import sed_eval
     return sed_eval
 
 
 def _sed_scores_eval():
-    try:
-        import sed_scores_eval
-        from sed_scores_eval.base_modules.scores import create_score_dataframe
-    except ImportError as e:
-        raise UnavailableError(f"sed_scores_eval is not installed ({e}); pip install 'ast-deploy[events]'") from None
+    if reason := missing(("sed_scores_eval", "sed_scores_eval.base_modules.scores"), "events"):
+        raise UnavailableError(reason)
+    import sed_scores_eval
+    from sed_scores_eval.base_modules.scores import create_score_dataframe
+
     return sed_scores_eval, create_score_dataframe
 
 
@@ -308,7 +306,7 @@ def window_timestamps(starts: Sequence[int], window: int, num_samples: int, hop:
     the audio (sed_scores_eval needs frames that tile the file)."""
     from .events import segment
 
-    segs = [segment(s, min(s + window, num_samples), hop) for s in starts]
+    segs = [segment(s, window_end(s, window, num_samples), hop) for s in starts]
     bounds = [0]  # half samples, strictly increasing
     for a2, _ in segs[1:]:
         # Regular windows' segments touch (a2 == previous b2); the end-aligned last window's segment
@@ -321,10 +319,8 @@ def window_timestamps(starts: Sequence[int], window: int, num_samples: int, hop:
 
 def prediction_score_frame(prediction, hop_seconds: float | None, classes: Sequence[str]):
     """A ``predict`` result's window scores as sed_scores_eval's DataFrame (columns ``classes``)."""
-    from .windows import hop_samples
-
     _, create_score_dataframe = _sed_scores_eval()
-    hop = hop_samples(hop_seconds, prediction.sample_rate) or prediction.window
+    hop = hop_length(hop_seconds, prediction.sample_rate, prediction.window)
     ts = window_timestamps(prediction.starts, prediction.window, prediction.num_samples, hop, prediction.sample_rate)
     index = {name: i for i, name in enumerate(prediction.labels)}
     scores = np.asarray(prediction.window_scores, np.float64)[:, [index[c] for c in classes]]

@@ -395,11 +395,16 @@ def store_in_artifact(artifact_dir: str | Path, csv_path: str | Path, report_pat
     The CSV is checked against the directory's labels first. Every write is atomic; the manifest is
     rewritten last, so a crash leaves at worst unlisted files."""
     from .events import read_thresholds
-    from .export.manifest import MANIFEST, file_entries, read_manifest
+    from .export.manifest import MANIFEST, file_entries, read_manifest, validate_manifest, write_manifest
 
     directory = Path(artifact_dir)
     manifest = read_manifest(directory)  # an InputError if it is not an artifact directory
     read_thresholds(csv_path, manifest["labels"])  # refuse a file this model cannot use
+    raw = read_json_object(directory / MANIFEST, "manifest")  # as written (not upgraded in memory)
+    try:  # a manifest this would write back invalid is the directory's problem: say so before copying
+        validate_manifest(raw)
+    except ValueError as e:
+        raise InputError(f"{directory / MANIFEST}: {e}") from None
     names = [THRESHOLDS_FILE]
     with atomic_file(directory / THRESHOLDS_FILE, "wb") as f, open(csv_path, "rb") as src:
         shutil.copyfileobj(src, f)
@@ -407,9 +412,8 @@ def store_in_artifact(artifact_dir: str | Path, csv_path: str | Path, report_pat
         with atomic_file(directory / REPORT_FILE, "wb") as f, open(report_path, "rb") as src:
             shutil.copyfileobj(src, f)
         names.append(REPORT_FILE)
-    raw = read_json_object(directory / MANIFEST, "manifest")  # as written (not upgraded in memory)
     raw[MANIFEST_KEY] = {"files": file_entries(directory, names)}
-    write_json(directory / MANIFEST, raw)
+    write_manifest(directory, raw)
     return directory / THRESHOLDS_FILE
 
 

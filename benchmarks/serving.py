@@ -36,7 +36,7 @@ import torch
 from ast_deploy.artifacts import ArtifactDir
 from ast_deploy.bench import report as bench_report
 from ast_deploy.bench.environment import collect, machine_name
-from ast_deploy.serving.client import TritonClient
+from ast_deploy.runtime.triton import TritonClient
 from ast_deploy.serving.repository import RepositoryOptions, python_model_name, write_repository
 from ast_deploy.serving.server import TritonServer
 

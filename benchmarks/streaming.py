@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 import ast_deploy  # noqa: E402
 from ast_deploy.bench import environment, report  # noqa: E402
+from ast_deploy.windows import hop_samples  # noqa: E402
 
 
 def signal(seconds: float, rate: int) -> np.ndarray:
@@ -45,7 +46,7 @@ def percentiles(ms: list[float]) -> dict:
 
 def measure(clf, hop: float, x: np.ndarray) -> dict:
     rate, window = clf.sample_rate, clf.window
-    step = round(hop * rate)
+    step = hop_samples(hop, rate)  # the stream's hop
     # warm-up: one window through each path
     clf.stream(hop=hop).push(x[:window])
     clf.predict((x[:window], rate))

@@ -117,7 +117,9 @@ CASES = {
     "zero-length-audio": (predict("model", "empty.wav"), ["empty.wav: audio has no samples"]),
     "nan-samples": (predict("model", "nan.wav"), ["nan.wav: audio contains NaN or infinite samples (first at sample 100)"]),
     "inf-samples": (predict("model", "inf.wav"), ["inf.wav: audio contains NaN or infinite samples (first at sample 200)"]),
-    "directory-as-audio": (predict("model", "dir"), ["a_directory: is a directory, not an audio file"]),
+    "folder-without-audio": (predict("model", "dir"), ["a_directory: no audio files found (looked for .wav, .flac"]),
+    "pattern-without-match": (predict("model", "nothere*.wav"), ["nothere*.wav: no file or folder matches this pattern"]),
+    "uri-as-audio": (predict("model", "s3://bucket/a.wav"), ["s3://bucket/a.wav: URIs are read by 'ast-deploy batch'"]),
     "shorter-than-a-frame": (predict("model", "short.wav"), ["short.wav: audio is 18.8 ms long, shorter than one 25 ms analysis frame"]),
     # checkpoints
     "missing-model": (predict("nothere.pth", SPEECH_WAV), ["nothere.pth: no such file or directory"]),

@@ -6,7 +6,6 @@ Nothing here depends on how fast the machine is: rows are checked for internal c
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,7 +17,16 @@ import jsonschema
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY_CASE, TINY_PTH, assert_input_error, authors_flags, authors_options, run_cli
+from conftest import (
+    REPO_ROOT,
+    SPEECH_WAV,
+    TINY_CASE,
+    TINY_PTH,
+    assert_input_error,
+    authors_flags,
+    authors_options,
+    run_cli,
+)
 
 from ast_deploy.bench import Job, Timing, make_plan, measure, run
 from ast_deploy.bench.environment import machine_name
@@ -82,7 +90,7 @@ def cli_run(artifacts, tmp_path_factory):
     paths = {"json": out / "r.json", "markdown": out / "r.md", "plot": out / "r.png"}
     result = run_cli(
         "bench", artifacts, "--backends", ",".join(ARTIFACT_BACKENDS), "--batch-sizes", "1,2", *QUICK,
-        "--isolation", "backend", "--json", paths["json"], "--markdown", paths["markdown"], "--plot", paths["plot"],
+        "--isolation", "backend", "--report", paths["json"], "--markdown", paths["markdown"], "--plot", paths["plot"],
     )  # fmt: skip
     assert result.code == 0, result.stderr
     return result, paths, json.loads(paths["json"].read_text())
@@ -195,7 +203,7 @@ def test_failures_and_out_of_range_batches_are_rows_not_crashes(artifacts, tmp_p
     out = tmp_path / "r.json"
     result = run_cli(
         "bench", damaged, "--backends", "onnx-int8,onnx", "--batch-sizes", "1,8", *QUICK, "--isolation", "none",
-        "--json", out,
+        "--report", out,
     )  # fmt: skip
     assert result.code == 1
     doc = json.loads(out.read_text())
@@ -368,49 +376,54 @@ def test_list_backends(artifacts):
         assert name in result.stdout
 
 
-# --- benchmarks/side_by_side.py: its transformers baseline on the same weights ---------------------
+# --- side by side: transformers and the peers through the harness (ast_deploy.bench.peers) ----------
+
+SIDE_BY_SIDE = REPO_ROOT / "benchmarks" / "side_by_side.py"
+PEER_TIMING = Timing(warmup=1, iters=2, seconds=None)
 
 
-@pytest.fixture(scope="module")
-def side_by_side():
-    pytest.importorskip("transformers")
-    spec = importlib.util.spec_from_file_location("side_by_side", REPO_ROOT / "benchmarks" / "side_by_side.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+def quality_reference(source, kind: str):
+    """(quality inputs, front end, float32 reference logits) on the fixture sentence for ``kind``."""
+    from ast_deploy.bench.targets import quality_inputs
+    from ast_deploy.frontend import KaldiFbank
+    from ast_deploy.parity import run_backend
+
+    inputs = quality_inputs([SPEECH_WAV], source.clip_samples(kind), source.frontend.sample_rate)
+    frontend = KaldiFbank(source.frontend)
+    reference = source.open("pytorch", kind, "cpu", 1)
+    try:
+        return inputs, frontend, run_backend(reference, inputs, frontend, 4)
+    finally:
+        reference.close()
 
 
 @pytest.mark.filterwarnings("ignore:At least one mel filter has all zero values")
-def test_transformers_baseline_is_the_same_model_through_the_harness(side_by_side, tiny_model_dir, speech):
+def test_transformers_baseline_is_the_same_model_through_the_harness(tiny_model_dir, speech):
     """transformers' AST (both input kinds, eager and bf16 autocast) measured like any backend; its
     logits agree with ours on the same weights, which is what makes the speed ratios meaningful."""
-    import transformers
-
+    transformers = pytest.importorskip("transformers")
+    from ast_deploy.bench.peers import BASELINES, Peers
     from ast_deploy.bench.sources import CheckpointSource
+    from ast_deploy.bench.targets import quality
 
-    ours = side_by_side.Ours(CheckpointSource(tiny_model_dir), {})
+    source = CheckpointSource(tiny_model_dir)
     model = transformers.ASTForAudioClassification.from_pretrained(tiny_model_dir).eval()
-    theirs = side_by_side.Theirs(model, transformers.ASTFeatureExtractor.from_pretrained(tiny_model_dir), 0.0)
-    args = side_by_side.parse_args(["--size", "tiny", "--frames", "100", "--iters", "2", "--warmup", "1"])
-    fe = ours.checkpoint.frontend
+    peers = Peers(model, transformers.ASTFeatureExtractor.from_pretrained(tiny_model_dir), 0.0)
+    fe = source.frontend
     for kind in ("fbank", "waveform"):
-        inputs = side_by_side.quality_inputs(args, ours.checkpoint.clip_samples(kind), fe.sample_rate)
-        frontend = side_by_side.KaldiFbank(fe)
-        ref_backend = ours.open("pytorch", kind, torch.device("cpu"), None)
-        reference = side_by_side.run_backend(ref_backend, inputs, frontend, 4)
-        for name in side_by_side.BASELINES:
+        inputs, frontend, reference = quality_reference(source, kind)
+        for name in BASELINES:
             spec = InputSpec(kind, fe.sample_rate, fe.target_length, fe.num_mel_bins)
-            backend = theirs.open(name, kind, spec, torch.device("cpu"))
+            backend = peers.open(name, kind, spec, torch.device("cpu"))
             check_row(
                 {
-                    **measure(backend, 2, args.timing, ours.checkpoint.clip_samples(kind)),
+                    **measure(backend, 2, PEER_TIMING, source.clip_samples(kind)),
                     "batch": 2,
                     "status": "ok",
                     "reason": None,
                 }
             )
-            q = side_by_side.quality(backend, inputs, frontend, reference, "sigmoid")
+            q = quality(backend, inputs, frontend, reference, "sigmoid")
             assert q["clips"] == len(inputs.windows) >= 5
             if name == "transformers":  # float32: the same function (its own feature extractor included)
                 assert q["top1_agreement"] == 1.0 and q["max_abs_logit"] < 1e-3, (kind, q)
@@ -418,13 +431,27 @@ def test_transformers_baseline_is_the_same_model_through_the_harness(side_by_sid
                 assert q["min_cosine"] > 0.999, (kind, q)
 
 
-@pytest.mark.parametrize("args", [["--batch-sizes", "0"], ["--iters", "2", "--seconds", "1"], ["--threads", "0"]])
-def test_side_by_side_bad_input(side_by_side, args):
-    with pytest.raises(InputError):
-        side_by_side.parse_args(args)
-    if not torch.cuda.is_available():
-        with pytest.raises(InputError, match="no CUDA device"):
-            side_by_side.parse_args(["--device", "cuda"])
+BAD_SIDE_BY_SIDE = [
+    (["--batch-sizes", "0"], "--batch-sizes '0': '0' is not a positive integer"),
+    (["--iters", "2", "--seconds", "1"], "give --iters or --seconds, not both"),
+    (["--threads", "0"], "--threads must be at least 1"),
+    pytest.param(
+        ["--device", "cuda"],
+        "no CUDA device",
+        marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), BAD_SIDE_BY_SIDE, ids=["batch-sizes", "iters-and-seconds", "threads", "cuda"]
+)
+def test_side_by_side_bad_input_is_one_line_exit_2(args, message):
+    """The script checks its arguments before it builds or loads anything."""
+    result = subprocess.run([sys.executable, SIDE_BY_SIDE, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line
 
 
 def _side_by_side_row(backend: str, clips_per_s: float, speedup: dict | None, min_cosine: float) -> dict:
@@ -435,7 +462,9 @@ def _side_by_side_row(backend: str, clips_per_s: float, speedup: dict | None, mi
             "roofline_fraction": 0.8}  # fmt: skip
 
 
-def test_side_by_side_targets_take_the_fastest_backend_that_keeps_quality(side_by_side):
+def test_side_by_side_targets_take_the_fastest_backend_that_keeps_quality():
+    from ast_deploy.bench.targets import check_targets, target_lines
+
     doc = {
         "settings": {"device": "cpu"},
         "results": [
@@ -444,17 +473,19 @@ def test_side_by_side_targets_take_the_fastest_backend_that_keeps_quality(side_b
             _side_by_side_row("good", 1.4, {"transformers": 2.3, "transformers-autocast-bf16": 1.5}, 0.9996),
         ],
     }
-    targets = {t["target"]: t for t in side_by_side.check_targets(doc)}
+    targets = {t["target"]: t for t in check_targets(doc)}
     assert {t["backend"] for t in targets.values()} == {"good"}  # "sloppy" is faster but fails cosine
     assert targets["speed-up over transformers"]["value"] == 2.3 and not targets["speed-up over transformers"]["met"]
     assert targets["speed-up over transformers-autocast-bf16"]["met"] and targets["min cosine"]["met"]
     assert targets["top-1 agreement"]["value"] == 1.0  # the decisive clips, not the near-ties
     doc["targets"] = list(targets.values())
-    (line,) = side_by_side.target_lines(doc)
+    (line,) = target_lines(doc)
     assert "best backend good" in line and "2.30× (target ≥ 3.5×: NOT met)" in line and "80% of the bf16" in line
 
 
-def test_side_by_side_render_rechecks_a_committed_run(side_by_side, tmp_path):
+def test_side_by_side_render_rechecks_a_committed_run(tmp_path):
+    from ast_deploy.bench.peers import BASELINES
+
     committed = sorted((REPO_ROOT / "benchmarks" / "results").glob("*/side_by_side.json"))
     if not committed:
         pytest.skip("no committed side-by-side run")
@@ -462,11 +493,15 @@ def test_side_by_side_render_rechecks_a_committed_run(side_by_side, tmp_path):
     path = tmp_path / committed[0].parent.name / "side_by_side.json"
     path.parent.mkdir()
     shutil.copy(committed[0], path)
-    written = side_by_side.render(path)
-    assert {p.suffix for p in written} == {".json", ".md", ".png"}
+    result = subprocess.run(
+        [sys.executable, SIDE_BY_SIDE, "--render", path], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("wrote ") == 3  # the .json rewritten, with its .md and .png
+    assert path.with_suffix(".md").is_file() and path.with_suffix(".png").is_file()
     doc = json.loads(path.read_text())
     validate(doc)
-    assert doc["targets"] and all(t["backend"] not in side_by_side.BASELINES for t in doc["targets"])
+    assert doc["targets"] and all(t["backend"] not in BASELINES for t in doc["targets"])
     assert "Targets, model only, batch 1" in path.with_suffix(".md").read_text()
 
 
@@ -474,14 +509,15 @@ def test_side_by_side_render_rechecks_a_committed_run(side_by_side, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def peers(side_by_side, tiny_model_dir, tmp_path_factory):
+def peers(tiny_model_dir, tmp_path_factory):
     """transformers' tiny model and what the CPU peers build from it (kept in a work directory)."""
-    import transformers
+    transformers = pytest.importorskip("transformers")
+    from ast_deploy.bench.peers import Peers
 
     model = transformers.ASTForAudioClassification.from_pretrained(tiny_model_dir).eval()
     extractor = transformers.ASTFeatureExtractor.from_pretrained(tiny_model_dir)
     work = tmp_path_factory.mktemp("sbs-peers")
-    return side_by_side.Theirs(model, extractor, 0.0, work, 1, lambda message: None)
+    return Peers(model, extractor, 0.0, work, 1, lambda message: None)
 
 
 CPU_PEERS = ["openvino-defaults", "openvino-defaults-bf16", "openvino-defaults-int8", "onnxruntime-dynamic-int8"]
@@ -489,28 +525,27 @@ CPU_PEERS = ["openvino-defaults", "openvino-defaults-bf16", "openvino-defaults-i
 
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("name", CPU_PEERS)
-def test_cpu_peers_run_transformers_model(side_by_side, peers, tiny_model_dir, name):
+def test_cpu_peers_run_transformers_model(peers, tiny_model_dir, name):
     """Each peer is transformers' model through that runtime, measured like any backend; float32
     agrees with our float32 reference, reduced precisions stay close, int8 is really quantised."""
+    from ast_deploy.bench.peers import PEER_BY_NAME, peer_unavailable
     from ast_deploy.bench.sources import CheckpointSource
+    from ast_deploy.bench.targets import quality
 
-    peer = side_by_side.PEER_BY_NAME[name]
-    reason = side_by_side.peer_unavailable(peer, torch.device("cpu"))
+    peer = PEER_BY_NAME[name]
+    reason = peer_unavailable(peer, torch.device("cpu"))
     if reason:
         pytest.skip(f"{name}: {reason}")
-    ours = side_by_side.Ours(CheckpointSource(tiny_model_dir), {})
-    args = side_by_side.parse_args(["--size", "tiny", "--frames", "100", "--iters", "2", "--warmup", "1"])
-    fe = ours.checkpoint.frontend
+    source = CheckpointSource(tiny_model_dir)
+    fe = source.frontend
     for kind in ("fbank", "waveform"):
-        inputs = side_by_side.quality_inputs(args, ours.checkpoint.clip_samples(kind), fe.sample_rate)
-        frontend = side_by_side.KaldiFbank(fe)
-        reference = side_by_side.run_backend(ours.open("pytorch", kind, torch.device("cpu"), 1), inputs, frontend, 4)
+        inputs, frontend, reference = quality_reference(source, kind)
         spec = InputSpec(kind, fe.sample_rate, fe.target_length, fe.num_mel_bins)
         backend = peers.open(name, kind, spec, torch.device("cpu"))
         assert backend.name == name and backend.precision == peer.precision
-        row = measure(backend, 2, args.timing, ours.checkpoint.clip_samples(kind))
+        row = measure(backend, 2, PEER_TIMING, source.clip_samples(kind))
         check_row({**row, "batch": 2, "status": "ok", "reason": None})
-        q = side_by_side.quality(backend, inputs, frontend, reference, "sigmoid")
+        q = quality(backend, inputs, frontend, reference, "sigmoid")
         backend.close()
         if peer.precision == "fp32":
             assert q["top1_agreement"] == 1.0 and q["max_abs_logit"] < 1e-3, (kind, q)
@@ -554,7 +589,9 @@ def test_mixed_floor_is_the_sum_of_parts_at_their_rates():
     assert roofline_fraction(timed, roofline) == pytest.approx(floors["int8+bf16"] / 5.0)
 
 
-def test_side_by_side_targets_against_the_fastest_peer(side_by_side):
+def test_side_by_side_targets_against_the_fastest_peer():
+    from ast_deploy.bench.targets import check_targets, derived_notes
+
     def row(backend, precision, clips_per_s, batch=1, cosine=0.9996):
         r = _side_by_side_row(backend, clips_per_s, {"transformers": clips_per_s / 0.6}, cosine)
         return {**r, "precision": precision, "batch": batch}
@@ -571,7 +608,7 @@ def test_side_by_side_targets_against_the_fastest_peer(side_by_side):
             row("pytorch-bf16", "bf16", 2.2, batch=8),
         ],
     }
-    targets = {t["target"]: t for t in side_by_side.check_targets(doc)}
+    targets = {t["target"]: t for t in check_targets(doc)}
     peer = targets["speed-up over the fastest peer (openvino-defaults-int8-bf16)"]
     stretch = targets["stretch: speed-up over the fastest peer (openvino-defaults-int8-bf16)"]
     assert peer["backend"] == "aoti-int8" and peer["value"] == pytest.approx(2.7 / 2.4) and peer["met"]
@@ -581,14 +618,15 @@ def test_side_by_side_targets_against_the_fastest_peer(side_by_side):
         and targets["speed-up over transformers"]["met"]
     )
     doc["targets"] = list(targets.values())
-    notes = side_by_side.derived_notes(doc)
+    notes = derived_notes(doc)
     assert any("1.13× (target ≥ 1.2×: NOT met)" in n for n in notes)
     (loss,) = [n for n in notes if n.startswith("int8 loses")]
     assert "ast-deploy at batch 8" in loss and "pytorch-bf16" in loss and "aoti-int8" in loss
 
 
-def test_side_by_side_peer_choice(side_by_side):
-    args = side_by_side.parse_args(["--peers", "none"])
-    assert side_by_side.choose_peers(args)[0] == side_by_side.BASELINES
+def test_side_by_side_peer_choice():
+    from ast_deploy.bench.peers import BASELINES, choose_peers
+
+    assert choose_peers("none", torch.device("cpu"))[0] == BASELINES
     with pytest.raises(InputError, match="--peers: unknown 'openvino'"):
-        side_by_side.choose_peers(side_by_side.parse_args(["--peers", "openvino"]))
+        choose_peers("openvino", torch.device("cpu"))

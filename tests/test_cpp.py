@@ -23,6 +23,7 @@ import torch
 from conftest import REPO_ROOT, SPEECH_WAV, TINY_CASE, TINY_PTH, authors_flags, run_cli, write_wav
 
 from ast_deploy.cpu import cap_environment, cpu_info, reachable_classes
+from ast_deploy.export.manifest import validate_manifest
 
 CPP_DIR = REPO_ROOT / "cpp"
 BUILD_DIR = REPO_ROOT / "build" / "cpp"
@@ -418,6 +419,25 @@ def two_file_artifact(tmp_path) -> Path:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_manifests_the_host_reads_match_the_schema(artifact, softmax_artifact, two_file_artifact):
+    """Every manifest the C++ reader is tested on (exported, committed format 1, rewritten format 2) is valid
+    against manifest.schema.json; exported ones record the window sizes the host reads instead of computing."""
+    for directory in (artifact, softmax_artifact, MANIFEST_V1, two_file_artifact):
+        validate_manifest(json.loads((directory / "manifest.json").read_text()))
+    for directory, window in ((artifact, 16240), (softmax_artifact, 8000)):  # 1.015 s; --clip-seconds 0.5
+        section = json.loads((directory / "manifest.json").read_text())["input"]
+        assert (section["window_samples"], section["frame_samples"]) == (window, 400)
+
+
+def test_a_recorded_window_that_is_not_the_graphs_input_is_one_line(host, two_file_artifact):
+    manifest = json.loads((two_file_artifact / "manifest.json").read_text())
+    manifest["input"].update(window_samples=8000, frame_samples=400)
+    (two_file_artifact / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_error_line(
+        run_host(host, two_file_artifact, SPEECH_WAV), "manifest.json", "input.window_samples 8000 differs"
+    )
 
 
 def test_every_file_of_a_format_2_artifact_is_checked(host, two_file_artifact):

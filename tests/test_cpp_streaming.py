@@ -34,6 +34,7 @@ from test_streaming import TRUTH, tones, write_micro_model
 
 import ast_deploy
 from ast_deploy.events import EventConfig, EventTracker, read_thresholds
+from ast_deploy.export.manifest import validate_manifest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -73,6 +74,11 @@ def min_batch_art(micro_model, tmp_path_factory) -> Path:
     """Softmax and a batch range of 2..4: single windows are padded to two, long chunks split into fours."""
     flags = ("--activation", "softmax", "--batch", "2:4:4")
     return _export(micro_model, tmp_path_factory.mktemp("cpp_stream") / "min_batch", *flags)
+
+
+def test_manifests_the_stream_reads_match_the_schema(art, min_batch_art):
+    for directory in (art, min_batch_art):
+        validate_manifest(json.loads((directory / "manifest.json").read_text()))
 
 
 def stream_check(cpp_build: Path, artifact: Path, *args) -> dict:

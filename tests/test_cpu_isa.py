@@ -64,7 +64,7 @@ def parity_under(isa: str, artifacts, backends: list[str], inputs: list[str], tm
     env = {**os.environ, **cap_environment(isa), "COLUMNS": "200"}
     command = [cli_script(), "parity", str(artifacts), "--backends", ",".join(backends)]
     proc = subprocess.run(
-        [*command, *inputs, "--json", str(report)], env=env, capture_output=True, text=True, timeout=600, check=False
+        [*command, *inputs, "--report", str(report)], env=env, capture_output=True, text=True, timeout=600, check=False
     )
     return proc.returncode, json.loads(report.read_text()) if report.exists() else {}, proc.stderr
 

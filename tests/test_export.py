@@ -224,7 +224,7 @@ def test_corrupted_artifact_fails_parity(exported, tmp_path):
     (broken / "manifest.json").write_text(json.dumps(manifest))
 
     report = tmp_path / "parity.json"
-    result = run_cli("parity", broken, "--backends", "onnx,torchscript", "--json", report)
+    result = run_cli("parity", broken, "--backends", "onnx,torchscript", "--report", report)
     assert result.code == 1
     results = {r["backend"]: r for r in json.loads(report.read_text())["results"]}
     assert not results["onnx"]["passed"] and results["onnx"]["max_abs_logit"] > 1e-4
@@ -285,7 +285,7 @@ def test_parity_on_a_labelled_manifest_reports_the_task_metric(exported, tmp_pat
     csv = tmp_path / "labelled.csv"
     csv.write_text("path,labels\n" + "\n".join(rows) + "\n")
     report = tmp_path / "parity.json"
-    result = run_cli("parity", exported, "--manifest", csv, "--backends", "onnx", "--json", report)
+    result = run_cli("parity", exported, "--manifest", csv, "--backends", "onnx", "--report", report)
     assert result.code == 0, result.stderr
     data = json.loads(report.read_text())
     assert data["num_inputs"] == 3 and data["reference_task_metric"]["metric"] == "mAP"  # tiny fixture: sigmoid
@@ -300,7 +300,7 @@ def test_parity_on_a_labelled_manifest_reports_the_task_metric(exported, tmp_pat
         (tmp_path / "folders" / row.split(",")[1]).mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp_path / f"clip{i}.wav", tmp_path / "folders" / row.split(",")[1] / f"clip{i}.wav")
     for manifest in (authors, tmp_path / "folders"):
-        result = run_cli("parity", exported, "--manifest", manifest, "--backends", "onnx", "--json", report)
+        result = run_cli("parity", exported, "--manifest", manifest, "--backends", "onnx", "--report", report)
         assert result.code == 0, result.stderr
         again = json.loads(report.read_text())
         assert again["num_inputs"] == 3, manifest

@@ -21,7 +21,14 @@ from conftest import REPO_ROOT, SPEECH_WAV, assert_input_error, run_cli
 
 from ast_deploy.artifacts import ArtifactDir
 from ast_deploy.errors import InputError
-from ast_deploy.export.manifest import FORMAT_VERSION, primary_file, read_manifest, verify_artifact
+from ast_deploy.export.manifest import (
+    FORMAT_VERSION,
+    primary_file,
+    read_manifest,
+    validate_manifest,
+    verify_artifact,
+    write_manifest,
+)
 from ast_deploy.fileio import sha256_file
 
 V1_DIR = REPO_ROOT / "tests" / "manifest_v1"
@@ -218,6 +225,9 @@ def test_export_records_every_file_primary_first(monkeypatch, tmp_path):
     written = json.loads((out / "manifest.json").read_text())
     assert written["format_version"] == 2 and written["artifacts"][0]["files"] == artifact["files"]
     assert "file" not in written["artifacts"][0] and "sha256" not in written["artifacts"][0]
+    # The window rule's sizes, recorded for every reader (the C++ runtime reads them): 1.015 s, 25 ms.
+    assert (written["input"]["window_samples"], written["input"]["frame_samples"]) == (16240, 400)
+    validate_manifest(written)
 
 
 def test_parity_failure_removes_every_file_of_the_artifact(monkeypatch, tmp_path):
@@ -230,3 +240,26 @@ def test_parity_failure_removes_every_file_of_the_artifact(monkeypatch, tmp_path
     written = json.loads((out / "manifest.json").read_text())
     assert written["artifacts"] == [] and [f["name"] for f in written["failed"]] == ["torchscript"]
     assert not (out / "model.ts").exists() and not (out / COMPANION).exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda m: m["input"].update(window_samples=0), "input/window_samples"),
+        (lambda m: m["artifacts"][0]["files"][0].update(sha256="not a digest"), "artifacts/0/files/0/sha256"),
+        (lambda m: m["artifacts"][0].pop("files"), "artifacts/0"),
+        (lambda m: m.update(activation="relu"), "activation"),
+    ],
+)
+def test_a_manifest_breaking_the_schema_is_not_written(two_files, tmp_path, change, where):
+    manifest = read_manifest(two_files)
+    validate_manifest(manifest)  # what read_manifest hands out is valid, window sizes filled in
+    change(manifest)
+    with pytest.raises(ValueError, match=f"manifest does not match manifest.schema.json: {where}: "):
+        write_manifest(tmp_path, manifest)
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_the_v1_fixture_matches_the_schema_as_written_and_as_read():
+    validate_manifest(v1_manifest())
+    validate_manifest(read_manifest(V1_DIR))

@@ -33,6 +33,11 @@ from ast_deploy.runtime import registry
 WINDOW = 99 * 160 + 400  # the tiny model's 100 frames
 BATCH = "1:2:8"
 IR_FILES = {"openvino": ["model.xml", "model.bin"], "openvino-int8": ["model.int8.xml", "model.int8.bin"]}
+# A waveform IR also ships its front end and the rest as IRs of their own (compiled apart under bf16).
+HALVES = {
+    name: [f"{stem}.{half}.{ext}" for half in ("front", "rest") for ext in ("xml", "bin")]
+    for name, stem in (("openvino", "model"), ("openvino-int8", "model.int8"))
+}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -83,8 +88,10 @@ def test_export_publishes_both_irs_with_hashes_parity_and_calibration(exported):
     manifest = json.loads((exported / "manifest.json").read_text())
     assert [a["name"] for a in manifest["artifacts"]] == ["openvino", "openvino-int8"]  # onnx: an intermediate
     assert not (exported / "model.onnx").exists()
+    waveform = manifest["input"]["kind"] == "waveform"
     for artifact in manifest["artifacts"]:
-        assert [f["file"] for f in artifact["files"]] == IR_FILES[artifact["name"]]
+        halves = HALVES[artifact["name"]] if waveform else []
+        assert [f["file"] for f in artifact["files"]] == IR_FILES[artifact["name"]] + halves
         for entry in artifact["files"]:
             assert sha256_file(exported / entry["file"]) == entry["sha256"]
             assert (exported / entry["file"]).stat().st_size == entry["bytes"]
@@ -234,6 +241,7 @@ def test_bf16_keeps_the_front_end_in_float32_and_is_judged_as_bf16(exported):
         else:  # int8 GEMMs, the rest (the unquantised head, say) bf16
             assert precisions & {"u8", "i8"} and precisions <= {"u8", "i8", "bf16"}, precisions
         if artifacts.spec.kind == "waveform":
+            assert not backend.legacy_split  # the exported halves, compiled as they are
             front = backend.front_end
             assert str(front.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
             kinds = {
@@ -252,6 +260,36 @@ def test_bf16_keeps_the_front_end_in_float32_and_is_judged_as_bf16(exported):
     assert int8_bf16.passed, int8_bf16.failures
 
 
+def without_halves(exported: Path, out: Path) -> Path:
+    """``exported`` as an export before the halves were shipped wrote it: the whole IRs alone."""
+    shutil.copytree(exported, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for artifact in manifest["artifacts"]:
+        for entry in artifact["files"][2:]:
+            (out / entry["file"]).unlink()
+        artifact["files"] = artifact["files"][:2]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_artifacts_without_the_halves_still_run_bf16(exported, tmp_path):
+    """An artifact exported before the front end and the rest were shipped as IRs of their own: its bf16
+    backends cut the whole IR at load time, as the exporter does, and compute exactly what the halves do."""
+    artifacts = ArtifactDir(exported)
+    if artifacts.spec.kind != "waveform":
+        pytest.skip("only a waveform IR runs its front end apart")
+    if reason := artifacts.unavailable("openvino-bf16", "cpu"):
+        pytest.skip(reason)
+    old = ArtifactDir(without_halves(exported, tmp_path / "old"))
+    x = torch.from_numpy(synthetic_signals(3, WINDOW, 16000)[0])
+    n = torch.tensor([WINDOW, WINDOW // 2, WINDOW], dtype=torch.int64)
+    for name in ("openvino-bf16", "openvino-int8-bf16"):
+        new_backend, old_backend = artifacts.open(name, threads=1), old.open(name, threads=1)
+        assert old_backend.legacy_split and not new_backend.legacy_split
+        assert str(old_backend.front_end.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+        torch.testing.assert_close(old_backend(x, n), new_backend(x, n), rtol=0, atol=0)
+
+
 def test_cli_predict_parity_and_bench_run_them(exported, tmp_path):
     ours = run_cli("predict", exported, SPEECH_WAV, "--backend", "openvino", "--json", "-k", "10")
     reference = run_cli("predict", exported, SPEECH_WAV, "--backend", "pytorch", "--json", "-k", "10")
@@ -262,7 +300,7 @@ def test_cli_predict_parity_and_bench_run_them(exported, tmp_path):
     assert run_cli("predict", exported, SPEECH_WAV, "--backend", "openvino-int8").code == 0
 
     parity = run_cli(
-        "parity", exported, "--backends", "openvino,openvino-int8", "--n", "8", "--json", tmp_path / "p.json"
+        "parity", exported, "--backends", "openvino,openvino-int8", "--n", "8", "--report", tmp_path / "p.json"
     )
     assert parity.code == 0, parity.stdout + parity.stderr
     assert [r["backend"] for r in json.loads((tmp_path / "p.json").read_text())["results"]] == [
@@ -271,7 +309,7 @@ def test_cli_predict_parity_and_bench_run_them(exported, tmp_path):
     ]
     bench = run_cli(
         "bench", exported, "--backends", "openvino,openvino-int8", "--batch-sizes", "1,2", "--iters", "2",
-        "--warmup", "1", "--input-sets", "1", "--isolation", "none", "--threads", "1", "--json", tmp_path / "b.json",
+        "--warmup", "1", "--input-sets", "1", "--isolation", "none", "--threads", "1", "--report", tmp_path / "b.json",
     )  # fmt: skip
     assert bench.code == 0, bench.stderr
     rows = json.loads((tmp_path / "b.json").read_text())["results"]

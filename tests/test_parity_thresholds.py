@@ -9,6 +9,7 @@ import pytest
 from conftest import run_cli
 
 from ast_deploy import parity
+from ast_deploy.frontend import FrontEndConfig
 from ast_deploy.parity import DEFAULT_THRESHOLDS, ParityReport, Thresholds, threshold_overrides
 
 
@@ -58,7 +59,9 @@ def test_cli_flags_reach_run_parity(monkeypatch, tmp_path, flags, expected):
     import ast_deploy.artifacts
 
     seen = {}
-    artifacts = SimpleNamespace(spec=SimpleNamespace(num_samples=16000, sample_rate=16000))
+    artifacts = SimpleNamespace(
+        spec=SimpleNamespace(num_samples=16000, sample_rate=16000), frontend_config=FrontEndConfig(target_length=100)
+    )
 
     def run_parity(artifact_dir, names, inputs, n, device, thresholds, progress):
         seen["thresholds"] = thresholds

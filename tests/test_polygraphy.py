@@ -26,11 +26,12 @@ import torch
 from conftest import SPEECH_WAV, TINY_PTH, assert_input_error, authors_flags, run_cli
 from onnx import numpy_helper
 
-from ast_deploy import polygraphy_handoff as ph
 from ast_deploy.artifacts import ArtifactDir
 from ast_deploy.export.manifest import file_entries
 from ast_deploy.fileio import write_json
 from ast_deploy.parity import DEFAULT_THRESHOLDS, HARD_SIGNALS, run_parity, synthetic_inputs
+from ast_deploy.parity import handoff as ph
+from ast_deploy.parity.crosscheck import crosscheck
 from ast_deploy.runtime.tensorrt import tensorrt_missing
 
 polygraphy = pytest.importorskip("polygraphy")
@@ -212,7 +213,7 @@ def test_data_loader_script_feeds_our_front_end(handoff, tmp_path):
     from polygraphy.json import load_json
 
     from ast_deploy.audio import load_audio
-    from ast_deploy.pipeline import cut_windows
+    from ast_deploy.windows import cut_windows
 
     art, out = handoff
     command = commands(out)["audio:golden"]["command"].split(" ", 1)[1]  # without the example variable
@@ -236,13 +237,32 @@ def test_data_loader_script_feeds_our_front_end(handoff, tmp_path):
         ph.audio_paths({})
 
 
+def test_hand_off_folders_written_before_the_move_still_load_audio(handoff, tmp_path, monkeypatch):
+    """Folders written when the hand-off was ``ast_deploy.polygraphy_handoff`` import ``audio_feeds`` from
+    there: that path still gives the same feeds as the loader written now."""
+    import runpy
+
+    _, out = handoff
+    old = tmp_path / "old-handoff"
+    shutil.copytree(out, old)
+    loader = old / ph.LOADER_FILE
+    assert "from ast_deploy.parity.handoff import audio_feeds" in loader.read_text()
+    loader.write_text(loader.read_text().replace("ast_deploy.parity.handoff", "ast_deploy.polygraphy_handoff"))
+    monkeypatch.setenv(ph.AUDIO_ENV, str(SPEECH_WAV))
+    old_feeds = list(runpy.run_path(str(loader))["load_data"]())
+    new_feeds = list(runpy.run_path(str(out / ph.LOADER_FILE))["load_data"]())
+    assert len(old_feeds) == len(new_feeds) == 5
+    for a, b in zip(old_feeds, new_feeds):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 # --- the cross-check ------------------------------------------------------------------------------------
 
 
 def test_crosscheck_reports_polygraphy_beside_ours(handoff, tmp_path):
     art, _ = handoff
     report = tmp_path / "parity.json"
-    result = run_cli("parity", art, "--crosscheck", "polygraphy", "--json", report, "--markdown", tmp_path / "p.md")
+    result = run_cli("parity", art, "--crosscheck", "polygraphy", "--report", report, "--markdown", tmp_path / "p.md")
     assert result.code == 0, result.stdout + result.stderr
     for r in json.loads(report.read_text())["results"]:
         cc = r["crosscheck"]
@@ -255,7 +275,7 @@ def test_crosscheck_agrees_with_ours_on_corrupted_weights(corrupted):
     artifacts = ArtifactDir(corrupted)
     inputs = synthetic_inputs(artifacts, n=8)
     report = run_parity(artifacts, ["onnx", "onnx-fp16"], inputs)
-    checks = ph.crosscheck(artifacts, ph.handoff_data(artifacts, inputs), report.results)
+    checks = crosscheck(artifacts, ph.handoff_data(artifacts, inputs), report.results)
     assert [r.passed for r in report.results] == [False, False]
     assert [c.passed for c in checks] == [False, False] and all(c.agrees for c in checks)
 

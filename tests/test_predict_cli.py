@@ -1,7 +1,9 @@
-"""``ast-deploy predict|info|convert`` against the Python API: top labels, windowing, aggregation, --hop."""
+"""``ast-deploy predict|info|convert`` against the Python API: top labels, windowing, aggregation, --hop;
+audio arguments (files, folders, patterns, several values after one flag) as every verb takes them."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -11,6 +13,7 @@ from conftest import (
     SPEECH_WAV,
     TINY_CASE,
     TINY_PTH,
+    assert_input_error,
     authors_flags,
     authors_options,
     run_cli,
@@ -213,3 +216,53 @@ def test_convert_writes_a_directory_that_predicts_the_same(tmp_path, classifier)
     assert "authors -> ast-deploy" in result.stderr
     converted = ast_deploy.load(dst).predict(SPEECH_WAV)[0]
     np.testing.assert_array_equal(converted.window_scores, classifier.predict(SPEECH_WAV)[0].window_scores)
+
+
+# --- audio arguments: files, folders, patterns; several values after one flag ---------------------
+
+
+def test_folders_and_patterns_stand_for_their_audio_files(tiny_model_dir, tmp_path, monkeypatch, speech):
+    """A folder is its audio files (recursively, in name order, hidden ones skipped), a quoted pattern
+    what it matches; a file reached twice is predicted once, in the order first named."""
+    clip = speech[: 2 * RATE]
+    for name in ("clips/b.wav", "clips/a.wav", "clips/sub/c.flac", "clips/.hidden/h.wav", "one.wav"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        write_wav(tmp_path / name, clip)
+    (tmp_path / "clips" / "notes.txt").write_text("not audio")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("predict", tiny_model_dir, "one.wav", "clips", "clips/**/*.flac", "clips/a.wav", "--json")
+    assert result.code == 0, result.stderr
+    sources = [r["source"] for r in result.json()["results"]]
+    assert sources == ["one.wav", "clips/a.wav", "clips/b.wav", "clips/sub/c.flac"]
+    assert len({str(r["top"]) for r in result.json()["results"]}) == 1  # the same clip everywhere
+
+
+def command_params(*argv: str) -> dict:
+    """The parameters ``ast-deploy ARGV`` would run its verb with (parsed, not run)."""
+    import typer
+
+    from ast_deploy.cli import app
+
+    verb = typer.main.get_command(app).get_command(None, argv[0])
+    return verb.make_context(argv[0], list(argv[1:])).params
+
+
+def test_flags_that_take_audio_take_several_values():
+    """``--audio a b`` is ``--audio a --audio b`` (the README's parity command), up to the next option."""
+    one_flag = command_params("parity", "art", "--audio", "a.wav", "b.wav", "--n", "4")
+    repeated = command_params("parity", "art", "--audio", "a.wav", "--audio", "b.wav", "--n", "4")
+    assert one_flag["audio"] == repeated["audio"] == ["a.wav", "b.wav"] and one_flag["n"] == 4
+    mixed = command_params("parity", "art", "--audio=a.wav", "b.wav", "--json", "--audio", "c.wav")
+    assert mixed["audio"] == ["a.wav", "b.wav", "c.wav"] and mixed["as_json"]
+    calibration = command_params("export", "model.pth", "--calibration", "clips/", "more.wav", "--out", "art")
+    assert [str(p) for p in calibration["calibration"]] == ["clips", "more.wav"]
+
+
+def test_stream_takes_a_folder_of_one_file_and_refuses_more(tiny_model_dir, tmp_path, speech):
+    (tmp_path / "one").mkdir()
+    write_wav(tmp_path / "one" / "a.wav", speech[:RATE])
+    result = run_cli("stream", tiny_model_dir, tmp_path / "one")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["windows"] == 1
+    write_wav(tmp_path / "one" / "b.wav", speech[:RATE])
+    assert_input_error(run_cli("stream", tiny_model_dir, tmp_path / "one"), "one: 2 audio files; stream plays one")

@@ -256,7 +256,7 @@ def waveforms(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def test_http_and_grpc_answer_with_the_in_process_logits_and_scores(server, local_onnx):
     from ast_deploy.model import apply_activation
-    from ast_deploy.serving.client import TritonClient
+    from ast_deploy.runtime.triton import TritonClient
 
     assert server.live() and server.ready()
     x, n = waveforms(3)
@@ -305,7 +305,7 @@ def test_parity_and_bench_cli_take_the_server_url(server, exported, monkeypatch,
     bench_json = tmp_path / "bench.json"
     bench = run_cli(
         "bench", exported, "--backends", "triton", "--batch-sizes", "1", "--iters", "2", "--warmup", "1",
-        "--url", server.grpc_url, "--json", bench_json,
+        "--url", server.grpc_url, "--report", bench_json,
     )  # fmt: skip
     assert bench.code == 0, bench.stdout + bench.stderr
     (row,) = json.loads(bench_json.read_text())["results"]  # measured, not a skipped or unavailable row
@@ -313,7 +313,7 @@ def test_parity_and_bench_cli_take_the_server_url(server, exported, monkeypatch,
 
 
 def test_concurrent_clients_are_batched(server):
-    from ast_deploy.serving.client import TritonClient
+    from ast_deploy.runtime.triton import TritonClient
 
     before = server.metrics()
     x, n = waveforms(1)
@@ -401,7 +401,7 @@ def test_serve_command_stops_cleanly_on_sigterm(exported):
     reason = server_missing()
     if reason:
         pytest.skip(reason)
-    from ast_deploy.serving.client import TritonClient
+    from ast_deploy.runtime.triton import TritonClient
 
     args = ["serve", exported, "--backend", "torchscript", "--http-port", "0", "--grpc-port", "0"]
     proc = subprocess.Popen(

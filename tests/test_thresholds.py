@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CASE, TINY_PTH, assert_input_error, authors_flags, authors_options, run_cli
+from conftest import REPO_ROOT, TINY_CASE, TINY_PTH, assert_input_error, authors_flags, authors_options, run_cli
 
 from ast_deploy import InputError
 from ast_deploy import thresholds as th
@@ -110,17 +110,10 @@ def test_csv_reads_back_through_the_events_reader(tmp_path) -> None:
 
 
 def _artifact_dir(path: Path, labels: list[str]) -> Path:
-    """The smallest manifest that read_manifest accepts (no artifacts): enough for the thresholds entry."""
+    """A manifest without artifacts (tests/manifest_v1's, relabelled): enough for the thresholds entry."""
     path.mkdir()
-    manifest = {
-        "format": "ast-deploy-artifacts",
-        "format_version": 2,
-        "model": {"num_labels": len(labels)},
-        "labels": labels,
-        "activation": "sigmoid",
-        "input": {},
-        "artifacts": [],
-    }
+    manifest = json.loads((REPO_ROOT / "tests" / "manifest_v1" / "manifest.json").read_text())
+    manifest.update(model={**manifest["model"], "num_labels": len(labels)}, labels=labels, artifacts=[])
     (path / "manifest.json").write_text(json.dumps(manifest))
     return path
 
@@ -148,6 +141,21 @@ def test_thresholds_travel_with_an_artifact_directory(tmp_path) -> None:
     bad.write_text("c,0.5\n")
     with pytest.raises(InputError, match="unknown label 'c'"):
         th.store_in_artifact(art, bad)
+
+
+def test_thresholds_are_not_stored_beside_a_manifest_that_breaks_the_schema(tmp_path) -> None:
+    labels = ["a", "b"]
+    art = _artifact_dir(tmp_path / "art", labels)
+    manifest = json.loads((art / "manifest.json").read_text())
+    manifest["input"]["batch"]["max"] = "many"  # readable (read_manifest does not look), not valid
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    src = tmp_path / "mine.csv"
+    src.write_text("a,0.7\n")
+    with pytest.raises(
+        InputError, match=r"manifest.json: manifest does not match manifest.schema.json: input/batch/max"
+    ):
+        th.store_in_artifact(art, src)
+    assert not (art / th.THRESHOLDS_FILE).exists()
 
 
 # --- thresholds raise event F1 on generated soundscapes --------------------------------------------

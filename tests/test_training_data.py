@@ -16,7 +16,7 @@ from ast_deploy.errors import InputError
 from ast_deploy.frontend import FrontEndConfig, KaldiFbank
 from ast_deploy.labels import read_label_csv
 from ast_deploy.manifests import read_split
-from ast_deploy.pipeline import cut_windows
+from ast_deploy.windows import cut_windows
 from training.augment import AugmentConfig, balanced_weights, mix_waveforms, spec_augment
 from training.data import AudioDataset, EpochSampler, ShardSampler, check_files, make_loader
 

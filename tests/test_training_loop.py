@@ -186,7 +186,7 @@ def test_imagenet_deit_and_authors_checkpoint_initialisation(tones) -> None:
 def test_evaluate_and_stats_commands(trained, tones, tmp_path, capsys) -> None:
     out, summary = trained
     report = tmp_path / "eval.json"
-    assert cli(["evaluate", str(out / "best"), str(tones["test"]), "--json", str(report), "--workers", "0"]) == 0
+    assert cli(["evaluate", str(out / "best"), str(tones["test"]), "--report", str(report), "--workers", "0"]) == 0
     data = json.loads(report.read_text())
     assert data["accuracy"] == pytest.approx(summary["test"]["best"]["accuracy"])
     assert len(data["ap"]) == 4 and "per class" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from ast_deploy.cli import print_json, with_load_options
+from ast_deploy.cli import DeviceOption, JsonOption, print_json, with_load_options
 
 console = Console()
 err_console = Console(stderr=True)
@@ -53,13 +53,13 @@ def evaluate(
     ],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     workers: Annotated[int, typer.Option("--workers", min=0, help="DataLoader worker processes.")] = 2,
-    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    device: DeviceOption = "cpu",
     skip_bad_files: Annotated[
         bool, typer.Option("--skip-bad-files", help="Leave out missing/unreadable audio.")
     ] = False,
-    json_out: Annotated[
-        Optional[Path],
-        typer.Option("--json", help="Write the full report (per-class lists) to this JSON file; '-' prints it."),
+    as_json: JsonOption = False,
+    report_out: Annotated[
+        Optional[Path], typer.Option("--report", help="Also write the full report (per-class lists) as JSON here.")
     ] = None,
     options=None,
 ) -> None:
@@ -80,7 +80,10 @@ def evaluate(
         skip_bad_files=skip_bad_files,
         options=options,
     )
-    if json_out is not None and str(json_out) == "-":
+    if report_out is not None:
+        write_json(report_out, report)
+        err_console.print(f"wrote {report_out}")
+    if as_json:
         print_json(report)
         return
     console.print(per_class_table(report, report["labels"]))
@@ -89,9 +92,6 @@ def evaluate(
         f"d' {report['d_prime']:.3f}  accuracy {report['accuracy']:.4f}",
         highlight=False,
     )
-    if json_out is not None:
-        write_json(json_out, report)
-        err_console.print(f"wrote {json_out}")
 
 
 def stats(
@@ -106,7 +106,7 @@ def stats(
     ] = 1000,
     workers: Annotated[int, typer.Option("--workers", min=0)] = 2,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Use only the first N clips (0: all).")] = 0,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Dataset mean/std of the (padded, un-normalised) fbank, as the AST authors compute it."""
     from .stats import dataset_stats

@@ -206,9 +206,10 @@ def parity_on_unseen_voices(qs: Quickstart, clips: int = 200) -> dict:
 
 def benchmark(qs: Quickstart) -> dict:
     """A short latency/throughput run of the deployable backends at batch 1 and 8 on this machine."""
-    from ast_deploy.bench import ProgressDisplay, Timing, make_plan, report, run
+    from ast_deploy.bench import Timing, make_plan, report, run
     from ast_deploy.bench.plan import backend_listing
     from ast_deploy.bench.sources import open_source
+    from ast_deploy.cli.bench import ProgressDisplay
     from ast_deploy.runtime import registry
 
     # The float32 reference and every exported artifact as exported (variants such as bf16 hints are

@@ -117,11 +117,12 @@ def pick_device(name: str, local_rank: int) -> torch.device:
 
 
 def cpu_supports_bf16() -> bool:
-    """Whether oneDNN has native bf16 kernels here (AVX512-BF16 or AMX); otherwise bf16 is slower than fp32."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """Whether the CPU has bf16 arithmetic (AVX512-BF16 or AMX; ``ast_deploy.cpu``, which honours ISA caps);
+    otherwise bf16 is emulated and slower than fp32. (oneDNN's own check also says yes for AVX-512 without
+    BF16, where it emulates.)"""
+    from ast_deploy.cpu import cpu_info
+
+    return cpu_info().bf16
 
 
 def mixed_precision(precision: str, device: torch.device) -> torch.dtype | None:

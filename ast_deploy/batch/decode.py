@@ -20,6 +20,7 @@ import soundfile as sf
 
 from ..audio import load_audio
 from ..errors import InputError
+from ..windows import check_audio_length
 from .inputs import MISSING, filesystem, is_uri
 
 EMPTY = np.zeros(0, np.float32)
@@ -102,12 +103,7 @@ def decode(row: dict[str, Any], sample_rate: int, min_samples: int, frame_ms: fl
                 rate = sf.info(local).samplerate
             except InputError as e:  # name the file, not a temporary copy of it
                 raise InputError(str(e).replace(local, path)) from None
-        # The rule of AudioStream.flush (docs/streaming.md, section 3): no window shorter than one frame.
-        if len(samples) < min_samples:
-            raise InputError(
-                f"{path}: audio is {len(samples) / sample_rate * 1000:.1f} ms long, "
-                f"shorter than one {frame_ms:g} ms analysis frame"
-            )
+        check_audio_length(len(samples), min_samples, frame_ms, sample_rate, path)  # as predict's stream
         out["samples"], out["sample_rate"] = samples, int(rate)
     except InputError as e:
         out["status"], out["error"] = "error", " ".join(str(e).split())

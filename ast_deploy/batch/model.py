@@ -19,6 +19,7 @@ import pyarrow as pa
 from ..checkpoints import LoadOptions
 from ..errors import InputError
 from ..fileio import sha256_file
+from ..windows import frame_samples, hop_length, pack_windows, window_starts
 from .schema import TIMELINE_COLUMN, Columns, vectors
 
 
@@ -87,7 +88,7 @@ def model_info(spec: ModelSpec, here: bool = True) -> ModelInfo:
             name,
             artifacts.labels,
             frontend.sample_rate,
-            int(frontend.window_size),
+            frame_samples(frontend),
             frontend.frame_length_ms,
             sha256_file(path / "manifest.json"),
             "artifacts",
@@ -102,7 +103,7 @@ def model_info(spec: ModelSpec, here: bool = True) -> ModelInfo:
             backend=clf.backend.name,
             labels=list(clf.labels),
             sample_rate=clf.sample_rate,
-            frame_samples=int(frontend.window_size),
+            frame_samples=frame_samples(frontend),
             frame_ms=frontend.frame_length_ms,
         )
     finally:
@@ -160,7 +161,7 @@ class Scorer:
     """The Ray actor: the model opened once; each call scores the windows of a batch of decoded files.
 
     Windows of consecutive files share model batches of ``batch_size`` (a 1-window clip does not
-    run at batch 1). Windows follow :func:`ast_deploy.pipeline.window_starts`, predict's rule, and
+    run at batch 1). Windows follow :func:`ast_deploy.windows.window_starts`, predict's rule, and
     each file's result is built by :class:`ast_deploy.pipeline.Prediction` (aggregation, top-k) and
     :func:`ast_deploy.events.prediction_events`, so that it equals predict's.
     """
@@ -169,16 +170,14 @@ class Scorer:
     settings: ScoreSettings
 
     def __init__(self) -> None:
-        from ..windows import hop_samples
-
         self.clf = open_model(self.spec)
         self.window = self.clf.window
-        self.hop = hop_samples(self.settings.hop_seconds, self.clf.sample_rate) or self.window
-        max_batch = self.clf.backend.spec.max_batch or self.settings.batch_size
+        self.hop = hop_length(self.settings.hop_seconds, self.clf.sample_rate, self.window)
+        max_batch = self.clf.max_batch or self.settings.batch_size
         self.batch = max(1, min(self.settings.batch_size, max_batch))
         # A backend compiled per batch shape (OpenVINO) runs every batch at one size: a partial batch
         # padded, rather than a compilation per size (docs/streaming.md, section 1).
-        self.pad_to = self.batch if self.clf.backend.static_batch_shapes else 1
+        self.pad_to = self.batch if self.clf.static_batch_shapes else 1
 
     def outputs(self, windows: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(scores (B, labels), embeddings (B, D) or None) of a batch of windows: the one call of the model.
@@ -188,8 +187,6 @@ class Scorer:
         return self.clf.score_batch(windows, lengths, self.pad_to), None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        from ..windows import window_starts
-
         n = len(batch["path"])
         samples = list(batch["samples"])
         ok = [batch["status"][i] == "ok" for i in range(n)]
@@ -212,12 +209,7 @@ class Scorer:
         return self._table(batch, samples, starts, scores, embeds, failed)
 
     def _run(self, chunk: list[tuple[int, int]], samples: list[np.ndarray]):
-        windows = np.zeros((len(chunk), self.window), np.float32)  # zero padded past each valid length
-        lengths = np.zeros(len(chunk), np.int64)
-        for row, (i, start) in enumerate(chunk):
-            piece = samples[i][start : start + self.window]
-            windows[row, : len(piece)] = piece
-            lengths[row] = len(piece)
+        windows, lengths = pack_windows([samples[i][start : start + self.window] for i, start in chunk], self.window)
         return self.outputs(windows, lengths)
 
     def _run_one_by_one(self, chunk, samples, failed: dict[int, str], err: Exception):

@@ -13,7 +13,18 @@ from rich.table import Table
 from ..errors import InputError
 from .app import app, err_console, print_table
 from .event_options import EventOptions, with_event_options
-from .options import DeviceOption, print_json, with_load_options
+from .options import (
+    JsonOption,
+    ProgressOption,
+    Runtime,
+    TopKOption,
+    Windows,
+    print_json,
+    show_progress,
+    with_load_options,
+    with_runtime_options,
+    with_window_options,
+)
 
 _RAY = "Ray"
 _OUTPUT = "Output"
@@ -21,24 +32,20 @@ _OUTPUT = "Output"
 
 @app.command()
 @with_load_options
-@with_event_options
+@with_event_options()
+@with_runtime_options
+@with_window_options()
 def batch(
     model: Annotated[Path, typer.Argument(help="Checkpoint (.pth, Hugging Face dir) or exported artifact dir.")],
     inputs: Annotated[
         Optional[list[str]],
-        typer.Argument(help="Audio files, folders (recursive), globs, lists of paths (.txt, .csv), or URIs."),
+        typer.Argument(
+            help="Audio files, folders (recursively), quoted glob patterns, lists of paths (.txt, .csv), or URIs."
+        ),
     ] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Output directory (or URI): Parquet dataset.")] = None,
-    backend: Annotated[
-        Optional[str], typer.Option(help="Backend of an artifact directory (default: the best available).")
-    ] = None,
-    device: DeviceOption = "cpu",
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Labels per file in top_labels.")] = 5,
+    top_k: TopKOption = 5,
     aggregate: Annotated[str, typer.Option(help="Clip score over windows: mean or max.")] = "mean",
-    hop: Annotated[
-        Optional[float], typer.Option(help="Seconds between windows for long audio (default: one window).")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Windows per model call, across files.")] = 8,
     scores: Annotated[
         Optional[str],
         typer.Option("--scores", help="Add every label's clip score: float16 or float32.", rich_help_panel=_OUTPUT),
@@ -48,10 +55,6 @@ def batch(
     ] = False,
     timeline: Annotated[
         bool, typer.Option("--timeline", help="Write the per-window table timeline/.", rich_help_panel=_OUTPUT)
-    ] = False,
-    events: Annotated[
-        bool,
-        typer.Option("--events", help="Add each file's sound events (as predict --events).", rich_help_panel=_OUTPUT),
     ] = False,
     retry_errors: Annotated[
         bool,
@@ -93,12 +96,11 @@ def batch(
         Optional[int],
         typer.Option(min=64, help="Object store of the local Ray, MiB (default: Ray's).", rich_help_panel=_RAY),
     ] = None,
-    progress: Annotated[
-        Optional[bool],
-        typer.Option("--progress/--no-progress", help="Files/s, windows/s, errors, ETA (default: on a terminal)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    progress: ProgressOption = None,
+    as_json: JsonOption = False,
     options=None,
+    runtime: Runtime | None = None,
+    windows: Windows | None = None,
     event_options: EventOptions | None = None,
 ) -> None:
     """Tag a corpus on Ray Data: one Parquet row per file, resumable (rerun the same command)."""
@@ -110,19 +112,17 @@ def batch(
     if out is None:
         raise InputError("missing --out DIR: where the Parquet dataset goes")
     if not (address or os.environ.get("RAY_ADDRESS")):
-        from ..runtime.devices import check_device
-
-        check_device(device)
+        runtime.check_device()
     _require_extra()
     # Resolved against the model's labels once they are known (--thresholds names labels), as predict
     # resolves it: without --thresholds, an artifact directory's stored thresholds.
-    event_config = (lambda labels: event_options.config(labels, model)) if events or event_options.given else None
+    event_config = (lambda labels: event_options.config(labels, model)) if event_options.wanted else None
     opts = BatchOptions(
         model=str(model),
         inputs=list(inputs),
         out=out,
-        backend=backend,
-        device=device,
+        backend=runtime.backend,
+        device=runtime.device,
         load_options=options,
         address=address,
         actors=actors,
@@ -132,8 +132,8 @@ def batch(
         object_store_mib=object_store_mib,
         top_k=top_k,
         aggregate=aggregate,
-        hop=hop,
-        batch_size=batch_size,
+        hop=windows.hop,
+        batch_size=windows.batch_size,
         scores=scores,
         embeddings=embeddings,
         timeline=timeline,
@@ -142,9 +142,8 @@ def batch(
         shard_rows=shard_rows,
         shard_seconds=shard_seconds,
     )
-    show = err_console.is_terminal if progress is None else progress
     try:
-        with _progress_display(show) as report:
+        with _progress_display(show_progress(progress)) as report:
             counts = run_batch(opts, progress=report)
     except JobFailed as e:  # not bad input: exit status 1, one line (--debug: the traceback)
         if state["debug"]:
@@ -167,14 +166,10 @@ def batch(
 
 
 def _require_extra() -> None:
-    missing = []
-    for module in ("ray", "pyarrow"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        raise InputError(f"ast-deploy batch needs {' and '.join(missing)}: pip install 'ast-deploy[batch]'")
+    from ..extras import missing
+
+    if reason := missing(("ray", "pyarrow"), "batch"):
+        raise InputError(f"ast-deploy batch: {reason}")
 
 
 def _summary_table(c) -> None:

@@ -13,10 +13,23 @@ import typer
 from rich.table import Table
 
 from ..errors import InputError
-from .app import app, console, err_console, print_table
+from .app import app, console, print_table
 from .event_options import EventOptions, with_event_options
-from .options import DeviceOption, print_json, with_load_options
-from .thresholds import progress_bar, reference_audio, window_progress
+from .options import (
+    AudioArguments,
+    JsonOption,
+    ProgressOption,
+    Runtime,
+    Windows,
+    audio_paths,
+    print_json,
+    show_progress,
+    with_load_options,
+    with_runtime_options,
+    with_window_options,
+)
+from .progress import progress_bars, window_progress
+from .thresholds import reference_audio
 
 
 def _is_events_file(path: Path) -> bool:
@@ -25,19 +38,18 @@ def _is_events_file(path: Path) -> bool:
 
 @app.command("evaluate-events")
 @with_load_options
-@with_event_options
+@with_event_options("threshold", "thresholds", "off_threshold", "min_duration", "merge_gap")
+@with_runtime_options
+@with_window_options()
 def evaluate_events(
     model: Annotated[
         Path, typer.Argument(help="Checkpoint or artifact directory, or the JSON of 'predict --events' to evaluate.")
     ],
-    audio: Annotated[
-        Optional[list[Path]], typer.Argument(help="Audio files (default: every file of the reference).")
-    ] = None,
+    audio: AudioArguments = None,
     reference: Annotated[
         Optional[Path],
         typer.Option("--reference", "-r", help="Strong labels: DCASE TSV (filename, onset, offset, event_label)."),
     ] = None,
-    hop: Annotated[Optional[float], typer.Option(help="Seconds between windows (default: one window).")] = None,
     collar: Annotated[float, typer.Option(help="Event-based onset/offset collar, seconds.")] = 0.2,
     percentage_of_length: Annotated[
         float, typer.Option(help="Event-based offset collar as a fraction of the event's length.")
@@ -52,17 +64,16 @@ def evaluate_events(
         Optional[Path], typer.Option(help="Where the reference's filenames are (default: the TSV's folder).")
     ] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write a per-class plot (PNG) here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="sed_eval's and PSDS's result dictionaries as JSON.")] = False,
-    device: DeviceOption = "cpu",
-    backend: Annotated[Optional[str], typer.Option(help="Backend of an artifact directory.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    progress: Annotated[
-        Optional[bool], typer.Option("--progress/--no-progress", help="Windows done / total (default: on a terminal).")
-    ] = None,
+    as_json: JsonOption = False,
+    progress: ProgressOption = None,
     options=None,
+    runtime: Runtime | None = None,
+    windows: Windows | None = None,
     event_options: EventOptions | None = None,
 ) -> None:
-    """Event-based and segment-based F1 / error rate (sed_eval) and PSDS (sed_scores_eval) of sound events."""
+    """Event-based and segment-based F1 / error rate (sed_eval) and PSDS (sed_scores_eval) of sound events.
+
+    AUDIO defaults to every file of the reference; --json prints sed_eval's and PSDS's result dictionaries."""
     from .. import sed
 
     if reference is None:
@@ -84,16 +95,15 @@ def evaluate_events(
                     estimates.durations[source] = known.get(source, known.get(Path(source).name))
     else:
         from .. import load
-        from ..runtime.devices import check_device
 
-        check_device(device)
-        files = [str(p) for p in audio] if audio else [str(p) for p in reference_audio(ref, reference, audio_dir)]
-        clf = load(model, device=device, options=options, backend=backend)
+        runtime.check_device()
+        files = [str(p) for p in (audio_paths(audio) if audio else reference_audio(ref, reference, audio_dir))]
+        clf = load(model, device=runtime.device, options=options, backend=runtime.backend)
         try:
             event_config = event_options.config(clf.labels, model)  # an artifact directory's thresholds by default
-            with progress_bar(err_console.is_terminal if progress is None else progress) as report:
+            with progress_bars(show_progress(progress)) as report:
                 estimates, _ = sed.model_estimates(
-                    clf, files, event_config, hop, batch_size, progress=window_progress(report)
+                    clf, files, event_config, windows.hop, windows.batch_size, progress=window_progress(report)
                 )
         finally:
             clf.close()

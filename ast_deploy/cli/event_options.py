@@ -1,18 +1,19 @@
-"""The sound-event options of ``predict --events`` and ``stream`` (docs/streaming.md, section 4)."""
+"""The sound-event options of predict, stream, batch, thresholds and evaluate-events (docs/streaming.md, section 4)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
-from .options import option_group
+from .options import Opt, option_group
 
 _EVENT_OPTIONS = [
-    ("threshold", Optional[float], "--threshold", "On threshold of every label (default 0.5)."),
-    ("thresholds", Optional[Path], "--thresholds", "CSV of label,on[,off] rows: per-label thresholds."),
-    ("off_threshold", Optional[float], "--off-threshold", "Off threshold (hysteresis; default: the on threshold)."),
-    ("min_duration", Optional[float], "--min-duration", "Drop events shorter than this (seconds; default 0)."),
-    ("merge_gap", Optional[float], "--merge-gap", "Merge events of a label closer than this (seconds; default 0)."),
+    Opt("events", bool, "--events", "Sound events (onset, offset, peak); also on with any event option.", False),
+    Opt("threshold", Optional[float], "--threshold", "On threshold of every label (default 0.5)."),
+    Opt("thresholds", Optional[Path], "--thresholds", "CSV of label,on[,off] rows: per-label thresholds."),
+    Opt("off_threshold", Optional[float], "--off-threshold", "Off threshold (hysteresis; default: the on threshold)."),
+    Opt("min_duration", Optional[float], "--min-duration", "Drop events shorter than this (seconds; default 0)."),
+    Opt("merge_gap", Optional[float], "--merge-gap", "Merge events of a label closer than this (seconds; default 0)."),
 ]
 
 
@@ -24,7 +25,21 @@ class EventOptions:
 
     @property
     def given(self) -> bool:
-        return any(v is not None for v in self.values.values())
+        """Any event option other than ``--events`` was given."""
+        return any(v is not None for name, v in self.values.items() if name != "events")
+
+    @property
+    def wanted(self) -> bool:
+        """Events are tracked: ``--events``, or any event option."""
+        return bool(self.values.get("events")) or self.given
+
+    @property
+    def min_duration(self) -> float:
+        return self.values.get("min_duration") or 0.0
+
+    @property
+    def merge_gap(self) -> float:
+        return self.values.get("merge_gap") or 0.0
 
     def config(self, labels: list[str], model=None):
         """The :class:`EventConfig`; without ``--thresholds``, the thresholds file that the artifact
@@ -33,16 +48,19 @@ class EventOptions:
         from ..thresholds import default_event_thresholds
 
         v = self.values
-        threshold = 0.5 if v["threshold"] is None else v["threshold"]
-        per_label = default_event_thresholds(model, v["thresholds"], labels, v["off_threshold"])
+        threshold = 0.5 if v.get("threshold") is None else v["threshold"]
+        per_label = default_event_thresholds(model, v.get("thresholds"), labels, v.get("off_threshold"))
         return EventConfig(
             threshold=threshold,
-            off_threshold=v["off_threshold"],
+            off_threshold=v.get("off_threshold"),
             thresholds=per_label,
-            min_duration=v["min_duration"] or 0.0,
-            merge_gap=v["merge_gap"] or 0.0,
+            min_duration=self.min_duration,
+            merge_gap=self.merge_gap,
         )
 
 
-# Add the event flags to a command and pass them on as one ``event_options: EventOptions``.
-with_event_options = option_group(_EVENT_OPTIONS, "Events", "event_options", EventOptions)
+def with_event_options(*names: str):
+    """Add the event flags (all, or those ``names``) to a command and pass them on as one
+    ``event_options: EventOptions``."""
+    specs = [spec for spec in _EVENT_OPTIONS if not names or spec.name in names]
+    return option_group(specs, "Events", "event_options", EventOptions)

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperCommand
 
 from .app import app, err_console, print_table
-from .options import with_load_options
+from .options import MultiValueCommand, with_load_options
 
 TO_HELP = "Comma-separated formats or all-available."
 
@@ -21,7 +20,7 @@ def to_help() -> str:
     return f"Comma-separated formats or all-available: {','.join(FORMATS)}."
 
 
-class _ExportCommand(TyperCommand):
+class _ExportCommand(MultiValueCommand):
     """Lists the export formats in ``--to``'s help when the help is shown, not when the CLI starts."""
 
     def format_help(self, ctx, formatter) -> None:
@@ -62,8 +61,8 @@ def export_cmd(
         Optional[list[Path]],
         typer.Option(
             "--calibration",
-            help="Audio to calibrate static INT8 (openvino-int8) on: audio files, folders or labelled manifests "
-            "(repeatable; default: 64 seeded synthetic signals).",
+            help="Audio to calibrate static INT8 (openvino-int8) on: audio files, folders, quoted glob patterns or "
+            "labelled manifests, several after one flag (default: 64 seeded synthetic signals).",
             rich_help_panel="Quantisation",
         ),
     ] = None,
@@ -78,13 +77,16 @@ def export_cmd(
 ) -> None:
     """Export a checkpoint to TorchScript, ONNX (fp32/fp16/int8), AOTInductor and TensorRT, with a manifest."""
     from ..export import ExportOptions, ParityFailure, export
+    from ..inputs import expand_patterns
     from ..parity import table as parity_report_table
-    from ..polygraphy_handoff import check_options, handoff_after_export
+    from ..parity.handoff import check_options, handoff_after_export
 
     check_options(polygraphy_dir, None)
 
     export_options = ExportOptions(
-        workspace_gib=workspace_gib, optimization_level=opt_level, calibration=tuple(calibration or ())
+        workspace_gib=workspace_gib,
+        optimization_level=opt_level,
+        calibration=tuple(Path(p) for p in expand_patterns(calibration or ())),
     )
     with err_console.status("exporting ...") as status:
 

@@ -10,14 +10,14 @@ import typer
 from rich.table import Table
 
 from .app import app, console, print_table
-from .options import print_json, with_load_options
+from .options import JsonOption, print_json, with_load_options
 
 
 @app.command()
 @with_load_options
 def info(
     model: Annotated[Path, typer.Argument(help="Checkpoint or artifact directory.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
     options=None,
 ) -> None:
     """Print a checkpoint's configuration (format, sizes, grid, labels, normalisation)."""

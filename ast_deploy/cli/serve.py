@@ -7,13 +7,15 @@ import shutil
 import signal
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..errors import InputError
 from .app import app, err_console
+from .options import BackendOption, ModelConfig, with_model_config_options
 
 
 class _Stop(Exception):
@@ -25,20 +27,16 @@ def _raise_stop(signum, frame) -> None:
 
 
 @app.command()
+@with_model_config_options
 def serve(
     directory: Annotated[Path, typer.Argument(help="Artifact directory written by 'ast-deploy export'.")],
-    backend: Annotated[
-        Optional[str], typer.Option(help="ast-deploy backend to serve (default: the best one on the CPU).")
-    ] = None,
+    backend: BackendOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     http_port: Annotated[int, typer.Option(help="HTTP port (0: a free one).")] = 8000,
     grpc_port: Annotated[int, typer.Option(help="gRPC port (0: a free one).")] = 8001,
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port (0: a free one).")] = 8002,
-    max_batch: Annotated[Optional[int], typer.Option(help="max_batch_size (default: the export's batch max).")] = None,
-    queue_delay_us: Annotated[int, typer.Option(help="Dynamic batcher's max queue delay (µs).")] = 500,
-    instances: Annotated[int, typer.Option(help="Model instances (stub processes).")] = 1,
-    threads: Annotated[Optional[int], typer.Option(help="Intra-op threads of each instance.")] = None,
     start_timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to be ready.")] = 300.0,
+    model_config: ModelConfig | None = None,
 ) -> None:
     """Serve an artifact backend with Triton (python backend) until SIGINT or SIGTERM."""
     from ..artifacts import ArtifactDir
@@ -56,15 +54,7 @@ def serve(
     reason = artifacts.unavailable(name, "cpu")
     if reason:
         raise InputError(f"--backend {name!r} cannot run here: {reason}")
-    options = RepositoryOptions(
-        native=(),
-        python=(name,),
-        max_batch=max_batch,
-        queue_delay_us=queue_delay_us,
-        instances=instances,
-        kind="cpu",
-        threads=threads,
-    )
+    options = RepositoryOptions(native=(), python=(name,), kind="cpu", **asdict(model_config))
     work = Path(tempfile.mkdtemp(prefix="ast-deploy-serve-"))
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     server = None

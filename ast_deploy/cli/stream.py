@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -22,7 +22,16 @@ import typer
 from ..errors import InputError
 from .app import app
 from .event_options import EventOptions, with_event_options
-from .options import DeviceOption, print_json_line, with_load_options
+from .options import (
+    Runtime,
+    TopKOption,
+    Windows,
+    audio_paths,
+    print_json_line,
+    with_load_options,
+    with_runtime_options,
+    with_window_options,
+)
 from .rollup_option import RollupOption, model_rollup
 
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
@@ -101,32 +110,34 @@ def _file_chunks(f, frames: int, realtime: bool, interrupt: _Interrupt, where: s
         yield block
 
 
+def one_audio_file(source: str) -> Path:
+    """The one audio file that ``source`` (a file, or a folder or pattern naming just one) stands for."""
+    files = audio_paths([source])
+    if len(files) > 1:
+        raise InputError(f"{source}: {len(files)} audio files; stream plays one (predict takes many)")
+    return files[0]
+
+
 @app.command()
 @with_load_options
-@with_event_options
+@with_event_options()
+@with_runtime_options
+@with_window_options(window=True)
 def stream(
     model: Annotated[Path, typer.Argument(help="Checkpoint (.pth, Hugging Face dir) or exported artifact dir.")],
-    source: Annotated[str, typer.Argument(help="Audio file, or - for raw PCM on stdin.")] = "-",
+    source: Annotated[
+        str, typer.Argument(help="Audio file (a folder or pattern naming one file), or - for raw PCM on stdin.")
+    ] = "-",
     pcm_format: Annotated[str, typer.Option("--format", help="Raw PCM on stdin: s16le | f32le.")] = "s16le",
     rate: Annotated[int, typer.Option(help="Sample rate of the PCM on stdin (resampled to the model's).")] = 16000,
     channels: Annotated[int, typer.Option(help="Interleaved channels of the PCM on stdin (averaged).")] = 1,
     realtime: Annotated[bool, typer.Option("--realtime", help="Play a file at real-time speed.")] = False,
     chunk: Annotated[float, typer.Option(help="Seconds of audio per read.")] = 0.1,
-    hop: Annotated[Optional[float], typer.Option(help="Seconds between windows (default: one window).")] = None,
-    window: Annotated[
-        Optional[float], typer.Option(help="Window in seconds, at most the model's (default: the model's).")
-    ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 5,
-    events: Annotated[
-        bool, typer.Option("--events", help="Track sound events (also on with any event option).")
-    ] = False,
-    device: DeviceOption = "cpu",
-    backend: Annotated[
-        Optional[str], typer.Option(help="Backend of an artifact directory (default: the best available).")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    top_k: TopKOption = 5,
     rollup: RollupOption = None,
     options=None,
+    runtime: Runtime | None = None,
+    windows: Windows | None = None,
     event_options: EventOptions | None = None,
 ) -> None:
     """Tag audio as it arrives: one JSON line per window and per event, a summary at the end."""
@@ -134,7 +145,6 @@ def stream(
     from ..audio import open_audio
     from ..events import EventTracker
     from ..pipeline import top_scores
-    from ..runtime.devices import check_device
 
     if pcm_format not in PCM_FORMATS:
         raise InputError(f"--format must be one of {', '.join(PCM_FORMATS)}, not {pcm_format!r}")
@@ -145,18 +155,20 @@ def stream(
     from_stdin = source == "-"
     if realtime and from_stdin:
         raise InputError("--realtime paces a file; audio on stdin already arrives in real time")
-    check_device(device)
+    runtime.check_device()
+    if not from_stdin:
+        source = str(one_audio_file(source))
     audio_file = None if from_stdin else open_audio(source)
-    clf = load(model, device=device, options=options, backend=backend)
+    clf = load(model, device=runtime.device, options=options, backend=runtime.backend)
     interrupt = _Interrupt()
     try:
         parents = model_rollup(clf.labels, rollup)
         input_rate = rate if audio_file is None else audio_file.samplerate
         input_channels = channels if audio_file is None else audio_file.channels
-        s = clf.stream(hop=hop, window=window, sample_rate=input_rate, batch_size=batch_size)
+        s = clf.stream(hop=windows.hop, window=windows.window, sample_rate=input_rate, batch_size=windows.batch_size)
         s.where = "stdin" if audio_file is None else source
         tracker = None
-        if events or event_options.given:
+        if event_options.wanted:
             tracker = EventTracker(clf.labels, event_options.config(clf.labels, model), s.hop, clf.sample_rate)
         print_json_line(
             {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,41 +9,20 @@ import typer
 from rich.table import Table
 
 from ..errors import InputError
-from .app import app, console, err_console, print_table
-from .options import DeviceOption, print_json, with_load_options
-
-
-@contextlib.contextmanager
-def progress_bar(enabled: bool):
-    """A rich progress bar on stderr: ``report(description, done, total)``, or nothing."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def report(description: str, done: int, total: int) -> None:
-            if description not in tasks:
-                tasks[description] = bar.add_task(description, total=total)
-            bar.update(tasks[description], completed=done, total=total)
-
-        yield report
-
-
-def window_progress(report):
-    """``clf.predict``'s ``progress(source, done, total)`` as one bar per file, or None."""
-    if report is None:
-        return None
-    return lambda source, done, total: report(Path(source).name, done, total)
+from .app import app, console, print_table
+from .event_options import EventOptions, with_event_options
+from .options import (
+    JsonOption,
+    ProgressOption,
+    Runtime,
+    Windows,
+    print_json,
+    show_progress,
+    with_load_options,
+    with_runtime_options,
+    with_window_options,
+)
+from .progress import progress_bars, window_progress
 
 
 def reference_audio(reference: dict, tsv: Path, audio_dir: Path | None) -> list[Path]:
@@ -59,6 +37,9 @@ def reference_audio(reference: dict, tsv: Path, audio_dir: Path | None) -> list[
 
 @app.command()
 @with_load_options
+@with_event_options("min_duration", "merge_gap")
+@with_runtime_options
+@with_window_options()
 def thresholds(
     model: Annotated[Path, typer.Argument(help="Checkpoint or artifact directory.")],
     labelled_set: Annotated[
@@ -88,36 +69,31 @@ def thresholds(
         str, typer.Option(help="auto | event (strong labels, sed_eval event-based) | clip (clip labels).")
     ] = "auto",
     candidates: Annotated[int, typer.Option(help="Candidate thresholds tried per class.")] = 40,
-    hop: Annotated[Optional[float], typer.Option(help="Seconds between windows (default: one window).")] = None,
     collar: Annotated[float, typer.Option(help="Event-based onset/offset collar, seconds.")] = 0.2,
     percentage_of_length: Annotated[
         float, typer.Option(help="Event-based offset collar as a fraction of the event's length.")
     ] = 0.2,
     onset_only: Annotated[bool, typer.Option("--onset-only", help="Event-based: match onsets only.")] = False,
-    min_duration: Annotated[float, typer.Option(help="Events: drop events shorter than this (seconds).")] = 0.0,
-    merge_gap: Annotated[float, typer.Option(help="Events: merge events of a label closer than this.")] = 0.0,
     audio_dir: Annotated[
         Optional[Path], typer.Option(help="Where the TSV's filenames are (default: the TSV's folder).")
     ] = None,
     store: Annotated[
         bool, typer.Option("--store", help="Also store the file in the artifact directory MODEL (its default).")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    device: DeviceOption = "cpu",
-    backend: Annotated[Optional[str], typer.Option(help="Backend of an artifact directory.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    progress: Annotated[
-        Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")
-    ] = None,
+    as_json: JsonOption = False,
+    progress: ProgressOption = None,
     options=None,
+    runtime: Runtime | None = None,
+    windows: Windows | None = None,
+    event_options: EventOptions | None = None,
 ) -> None:
     """Per-class thresholds chosen on a labelled set, as the label,on,off CSV that predict and stream read."""
     import numpy as np
 
     from .. import load
     from .. import thresholds as th
-    from ..runtime.devices import check_device
 
+    hop, min_duration, merge_gap = windows.hop, event_options.min_duration, event_options.merge_gap
     rule = th.Rule.from_options(target_precision, target_recall)
     fallback_value = th.parse_fallback(fallback)
     if objective not in ("auto", "event", "clip"):
@@ -128,7 +104,7 @@ def thresholds(
         raise InputError(f"{labelled_set}: --objective {objective} needs " + ("a DCASE TSV" if not strong else "clips"))
     if store and not (model / "manifest.json").is_file():
         raise InputError(f"{model}: --store needs an artifact directory (from 'ast-deploy export')")
-    check_device(device)
+    runtime.check_device()
     if strong:
         from ..sed import EvalParams, read_reference
 
@@ -136,12 +112,15 @@ def thresholds(
         params.check()
         reference = read_reference(labelled_set)
         audio = reference_audio(reference, labelled_set, audio_dir)
-    clf = load(model, device=device, options=options, backend=backend)
+    clf = load(model, device=runtime.device, options=options, backend=runtime.backend)
     try:
-        with progress_bar(err_console.is_terminal if progress is None else progress) as report:
+        with progress_bars(show_progress(progress)) as report:
             if strong:
                 predictions = clf.predict(
-                    [str(p) for p in audio], hop_seconds=hop, batch_size=batch_size, progress=window_progress(report)
+                    [str(p) for p in audio],
+                    hop_seconds=hop,
+                    batch_size=windows.batch_size,
+                    progress=window_progress(report),
                 )
                 by_source = dict(zip((p.source for p in predictions), reference.values(), strict=True))
                 unknown = sorted({e[2] for evs in reference.values() for e in evs} - set(clf.labels))
@@ -170,7 +149,7 @@ def thresholds(
                     "ignored_reference_labels": unknown,
                 }
             else:
-                curves, context = _clip_curves(clf, labelled_set, hop, batch_size, candidates, report)
+                curves, context = _clip_curves(clf, labelled_set, hop, windows.batch_size, candidates, report)
     finally:
         clf.close()
     selection = th.select(curves, clf.labels, rule, min_support, fallback_value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from ..errors import InputError
 from .app import app, console, print_table
-from .options import print_json
+from .options import JsonOption, ModelConfig, print_json, with_model_config_options
 
 KIND_HELP = "Instance kind of ONNX, TorchScript and python models: auto, cpu or gpu (TensorRT is always gpu)."
 
@@ -28,6 +29,7 @@ def names_option(text: str | None, flag: str) -> tuple[str, ...] | None:
 
 
 @app.command()
+@with_model_config_options
 def triton(
     directory: Annotated[Path, typer.Argument(help="Artifact directory written by 'ast-deploy export'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The model repository to write.")],
@@ -41,13 +43,10 @@ def triton(
         Optional[str],
         typer.Option(help="ast-deploy backends served by the python backend (default: artifacts with no native one)."),
     ] = None,
-    max_batch: Annotated[Optional[int], typer.Option(help="max_batch_size (default: the export's batch max).")] = None,
-    queue_delay_us: Annotated[int, typer.Option(help="Dynamic batcher's max queue delay (µs).")] = 500,
-    instances: Annotated[int, typer.Option(help="Instances of each model.")] = 1,
     kind: Annotated[str, typer.Option(help=KIND_HELP)] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="Intra-op threads of each python-backend instance.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing repository.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
+    as_json: JsonOption = False,
+    model_config: ModelConfig | None = None,
 ) -> None:
     """Write a Triton model repository: one model per artifact, configs checked with Triton's schema."""
     from ..serving.repository import RepositoryOptions, write_repository
@@ -55,11 +54,8 @@ def triton(
     options = RepositoryOptions(
         native=names_option(native, "--native"),
         python=names_option(python, "--python"),
-        max_batch=max_batch,
-        queue_delay_us=queue_delay_us,
-        instances=instances,
         kind=kind,
-        threads=threads,
+        **asdict(model_config),
     )
     plan = write_repository(directory, out, options, force=force)
     rows = [

@@ -21,12 +21,12 @@ import torch
 
 from ..checkpoints import LoadOptions, load_checkpoint, save_checkpoint
 from ..errors import InputError, UnavailableError
-from ..fileio import atomic_dir, sha256_file, write_json
+from ..fileio import atomic_dir, sha256_file
 from ..runtime import registry
-from ..windows import window_length
+from ..windows import frame_samples, window_length
 from . import aoti, aoti_int8, onnx, onnx_fp16, onnx_int8, openvino, openvino_int8, tensorrt, torchscript
 from .graph import BatchRange, ExportOptions, build_graph
-from .manifest import FORMAT, FORMAT_VERSION, MANIFEST, file_entries
+from .manifest import FORMAT, FORMAT_VERSION, file_entries, write_manifest
 
 FORMATS = {
     m.NAME: m for m in (torchscript, onnx, onnx_fp16, onnx_int8, aoti, aoti_int8, openvino, openvino_int8, tensorrt)
@@ -100,7 +100,7 @@ def export(
     """Export ``checkpoint`` to ``out``; returns the manifest. Raises :class:`ParityFailure` after
     publishing when an artifact failed parity (the failing files are not published); its ``manifest``
     holds what was published and what failed. ``progress(backend, done, total)`` follows parity."""
-    from ..parity import run_parity
+    from ..parity.compare import run_parity
 
     checkpoint, out = Path(checkpoint), Path(out)
     requested, skip_unavailable = parse_formats(to)
@@ -141,9 +141,11 @@ def export(
             start = time.perf_counter()
             info = fmt.build(graph, path, paths, options)
             paths[name] = path
+            # FILE first (what a runtime opens), then any companions the module lists in FILES; a module whose
+            # files depend on the graph returns them, primary first, as "files".
+            written = info.pop("files", None) or [fmt.FILE, *(f for f in getattr(fmt, "FILES", ()) if f != fmt.FILE)]
             if name in requested:
-                # FILE first (what a runtime opens), then any companions the module lists in FILES.
-                files = file_entries(tmp, [fmt.FILE, *(f for f in getattr(fmt, "FILES", ()) if f != fmt.FILE)])
+                files = file_entries(tmp, written)
                 artifacts.append(
                     {
                         "name": name,
@@ -161,7 +163,7 @@ def export(
                     f"({sum(f['bytes'] for f in files) / 2**20:.1f} MiB, {time.perf_counter() - start:.1f} s)"
                 )
         manifest = make_manifest(checkpoint, ckpt, graph, batch_range, artifacts, skipped)
-        write_json(tmp / MANIFEST, manifest)
+        write_manifest(tmp, manifest)
 
         failed = []
         if verify:
@@ -191,7 +193,7 @@ def export(
                     )
             manifest["artifacts"] = [a for a in artifacts if a not in failed]
             manifest["failed"] = [{"name": a["name"], "parity": a["parity"]} for a in failed]
-            write_json(tmp / MANIFEST, manifest)
+            write_manifest(tmp, manifest)
     if failed:
         raise ParityFailure(
             f"{', '.join(a['name'] for a in failed)} failed parity and were not published in {out}", manifest
@@ -222,6 +224,9 @@ def make_manifest(source: Path, ckpt, graph, batch: BatchRange, artifacts: list[
             "kind": spec.kind,
             "sample_rate": spec.sample_rate,
             "num_samples": spec.num_samples,
+            # The window rule's sizes, so that no reader recomputes them (the C++ runtime reads them).
+            "window_samples": window_length(spec.num_samples, ckpt.frontend),
+            "frame_samples": frame_samples(ckpt.frontend),
             "num_frames": spec.num_frames,
             "num_mel_bins": spec.num_mel_bins,
             "dtype": "float32",

@@ -31,9 +31,10 @@ import torch
 
 from ..audio import load_audio
 from ..errors import InputError
+from ..frontend import FrontEndConfig, KaldiFbank
 from ..manifests import AUDIO_EXTENSIONS
+from ..runtime.base import InputKind
 from ..windows import cut_windows
-from .graph import ExportGraph
 
 DEFAULT_CLIPS = 64
 DEFAULT_SEED = 1  # parity's default inputs use seed 0
@@ -49,15 +50,14 @@ class Calibration:
     def to_dict(self) -> dict:
         return {"source": self.source, "clips": len(self.windows)}
 
-    def graph_inputs(self, graph: ExportGraph) -> list[dict[str, np.ndarray]]:
-        """One batch-1 feed per window, named like ``graph``'s inputs (fbank graphs: the features)."""
+    def graph_inputs(self, kind: InputKind, frontend: FrontEndConfig) -> list[dict[str, np.ndarray]]:
+        """One batch-1 feed per window, named like the inputs of a graph of ``kind`` (fbank graphs: the
+        features of ``frontend``)."""
         feeds = []
-        if graph.spec.kind == "fbank":
-            from ..frontend import KaldiFbank
-
-            frontend = KaldiFbank(graph.frontend)
+        if kind == "fbank":
+            fbank_of = KaldiFbank(frontend)
             with torch.inference_mode():
-                fbank = frontend(torch.from_numpy(self.windows), torch.from_numpy(self.lengths)).numpy()
+                fbank = fbank_of(torch.from_numpy(self.windows), torch.from_numpy(self.lengths)).numpy()
             return [{"fbank": fbank[i : i + 1]} for i in range(len(fbank))]
         for window, length in zip(self.windows, self.lengths):
             feeds.append({"waveform": window[None], "num_samples": np.asarray([length], dtype=np.int64)})
@@ -65,7 +65,7 @@ class Calibration:
 
 
 def default_calibration(window: int, sample_rate: int) -> Calibration:
-    from ..parity import synthetic_signals
+    from ..parity.inputs import synthetic_signals
 
     windows, lengths = synthetic_signals(DEFAULT_CLIPS, window, sample_rate, DEFAULT_SEED)
     return Calibration(
@@ -89,7 +89,7 @@ def calibration_files(path: Path, labels: Sequence[str]) -> list[Path]:
             f"--calibration {path}: neither audio ({', '.join(AUDIO_EXTENSIONS)}) nor a manifest (.json, .csv)"
         )
     from ..manifests import read_split
-    from ..parity import model_label_set
+    from ..parity.inputs import model_label_set
 
     # JSON manifests name labels by mid, so they need the model's label set; a CSV brings its own.
     split = read_split(path, model_label_set(list(labels)) if path.suffix.lower() == ".json" else None, True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -18,9 +17,7 @@ from ..errors import InputError
 from ..frontend import FrontEndConfig, KaldiFbank
 from ..runtime.base import INPUT_NAMES, OUTPUT_NAME, InputKind, InputSpec
 from ..waveform_model import WaveformAST
-
-if TYPE_CHECKING:
-    from .calibration import Calibration
+from .calibration import Calibration
 
 
 @dataclass(frozen=True)

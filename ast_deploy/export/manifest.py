@@ -10,8 +10,8 @@ Layout (``format_version`` 2)::
       "source": {"path", "format", "sha256"},           # the checkpoint exported
       "reference": {"path": "reference", "format": "ast-deploy"},   # float32 weights, for parity
       "model": {ASTConfig fields}, "labels": [...], "activation": "sigmoid" | "softmax",
-      "input": {"kind", "sample_rate", "num_samples", "num_frames", "num_mel_bins", "dtype",
-                "names": [...], "output": "logits", "batch": {"min","opt","max"},
+      "input": {"kind", "sample_rate", "num_samples", "window_samples", "frame_samples", "num_frames",
+                "num_mel_bins", "dtype", "names": [...], "output": "logits", "batch": {"min","opt","max"},
                 "dynamic_axes": {name: {"0": "batch"}}, "normalization": {"mean","std"},
                 "frontend": {FrontEndConfig fields}},
       "artifacts": [{"name", "files": [{"file", "sha256", "bytes"}, ...], "format", "precision",
@@ -24,8 +24,17 @@ a runtime opens (:func:`primary_file`); the others are companions it reads besid
 IR's ``model.bin`` beside ``model.xml``, say). An export module names them in ``FILES`` (primary
 first), or in ``FILE`` alone when there is one.
 
+``input.window_samples`` (samples per window) and ``input.frame_samples`` (one analysis frame, the
+shortest audio with a window) are the window rule's sizes (:mod:`ast_deploy.windows`), recorded so that
+no reader recomputes them (the C++ runtime reads them); :func:`read_manifest` derives them, by that
+rule, for manifests written before they were recorded.
+
 Format 1 gave each artifact a single ``"file", "sha256", "bytes"``. :func:`read_manifest` still reads
 it and hands out the format-2 shape (``files`` with one entry), so nothing else sees format 1.
+
+``manifest.schema.json`` (beside this module) is the JSON Schema of both formats: every manifest
+Python writes goes through :func:`write_manifest`, which validates it, and the C++ tests validate the
+manifests they feed the C++ reader.
 """
 
 from __future__ import annotations
@@ -34,7 +43,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import read_json_object, sha256_file
+from ..fileio import read_json_object, sha256_file, write_json
+from ..frontend import FrontEndConfig
+from ..validation import first_violation, load_schema
+from ..windows import frame_samples, window_length
 
 MANIFEST = "manifest.json"
 FORMAT = "ast-deploy-artifacts"
@@ -42,6 +54,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 REQUIRED = ("format", "format_version", "model", "labels", "activation", "input", "artifacts")
 FILE_KEYS = ("file", "sha256", "bytes")
+SCHEMA = "manifest.schema.json"
 
 
 def read_manifest(directory: str | Path) -> dict:
@@ -70,7 +83,48 @@ def read_manifest(directory: str | Path) -> dict:
         manifest["upgraded_from_format_version"] = 1
     for i, artifact in enumerate(manifest["artifacts"]):
         _check_artifact(artifact, path, i)
+    _fill_window_sizes(manifest["input"], path)
     return manifest
+
+
+def _fill_window_sizes(section, path: Path) -> None:
+    """Check ``input.window_samples`` and ``input.frame_samples``, or derive them (in memory, as format 1
+    is upgraded) for a manifest written before they were recorded, by the window rule from its graph and
+    front end."""
+    if not isinstance(section, dict):
+        raise InputError(f"{path}: manifest input is not an object")
+    if "window_samples" not in section or "frame_samples" not in section:
+        try:
+            frontend = FrontEndConfig(**section["frontend"])
+        except (KeyError, TypeError):
+            raise InputError(f"{path}: manifest input lacks window_samples and a frontend to derive it from") from None
+        section.setdefault("window_samples", window_length(section.get("num_samples"), frontend))
+        section.setdefault("frame_samples", frame_samples(frontend))
+    for key in ("window_samples", "frame_samples"):
+        if type(section[key]) is not int or section[key] < 1:
+            raise InputError(f"{path}: manifest input.{key} is not a positive integer")
+    graph_samples = section.get("num_samples")
+    if graph_samples is not None and section["window_samples"] != graph_samples:
+        raise InputError(
+            f"{path}: manifest input.window_samples {section['window_samples']} differs from input.num_samples "
+            f"{graph_samples} (a waveform graph's window is its input)"
+        )
+
+
+def validate_manifest(manifest: dict) -> None:
+    """Raise ``ValueError`` naming the first place where ``manifest`` breaks ``manifest.schema.json`` (a bug
+    of its writer); a no-op where jsonschema is not installed."""
+    problem = first_violation(load_schema(__package__, SCHEMA), manifest)
+    if problem is not None:
+        raise ValueError(f"manifest does not match {SCHEMA}: {problem}")
+
+
+def write_manifest(directory: str | Path, manifest: dict) -> Path:
+    """Validate ``manifest`` and write it to ``directory/manifest.json`` atomically."""
+    validate_manifest(manifest)
+    path = Path(directory) / MANIFEST
+    write_json(path, manifest)
+    return path
 
 
 def _upgrade_v1(artifact, path: Path, i: int) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UnavailableError
+from ..extras import missing
 from .graph import ExportGraph, ExportOptions
 
 NAME = "onnx"
@@ -24,13 +25,7 @@ REQUIRES: tuple[str, ...] = ()
 
 
 def unavailable() -> str | None:
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-        import onnxslim  # noqa: F401
-    except ImportError as e:
-        return f"ONNX export needs the 'onnx' extra (pip install 'ast-deploy[onnx]'): {e.name} is missing"
-    return None
+    return missing(("onnx", "onnxscript", "onnxslim"), "onnx")
 
 
 def tool_versions() -> dict[str, str]:

@@ -22,6 +22,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+from ..extras import missing
 from . import onnx as onnx_export
 from .graph import ExportGraph, ExportOptions
 
@@ -33,14 +34,7 @@ REQUIRES = ("onnx",)
 
 
 def unavailable() -> str | None:
-    reason = onnx_export.unavailable()
-    if reason:
-        return reason
-    try:
-        import onnxruntime.quantization  # noqa: F401
-    except ImportError:
-        return "INT8 quantisation needs onnxruntime (pip install 'ast-deploy[onnx]')"
-    return None
+    return onnx_export.unavailable() or missing("onnxruntime.quantization", "onnx", "onnxruntime")
 
 
 # Weight encodings ablated in benchmarks/cpu_isa.py: "s7" (7-bit signed, the default), "s8", "u8" (u8u8 kernels).

@@ -1,4 +1,5 @@
-"""OpenVINO IR (float32 weights): ``model.xml`` (the graph) and ``model.bin`` (the weights).
+"""OpenVINO IR (float32 weights): ``model.xml`` (the graph) and ``model.bin`` (the weights); a waveform
+IR also ships its two halves, ``model.front.xml``/``.bin`` (the front end) and ``model.rest.xml``/``.bin``.
 
 Converted from the float32 ONNX artifact rather than from the PyTorch module: OpenVINO's PyTorch
 front end cannot trace the waveform graph's framing (``unfold`` with a dynamic batch), while its
@@ -11,21 +12,29 @@ the log, and the arithmetic on ``num_samples`` that counts valid frames) is mark
 in the IR, so that a bf16 run keeps those in float32 - unmarked, OpenVINO's CPU plugin runs them in
 bf16, whose 8-bit mantissa cannot even hold sample counts above 256 exactly. The plugin still fuses
 the waveform's mean removal into bf16 nodes of its own, so runtimes compile a bf16 run's front end
-as a separate f32 model (``ast_deploy.runtime.openvino.split_front_end``).
+as a separate f32 model: the IR is cut in two here, at export time
+(``ast_deploy.runtime.openvino.split_front_end``), and both halves are files of the artifact, hashed
+in the manifest like the whole IR, which float32 runs compile. The Python and C++ runtimes only
+compile files. The rest's ``.bin`` repeats the whole IR's weights (the artifact's size doubles):
+OpenVINO has no weights file shared between IRs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..runtime.openvino import missing as openvino_missing  # the exporter needs what the runtime needs
+from ..runtime.openvino import (
+    openvino_missing,
+    split_files,
+    split_front_end,
+)  # the exporter needs what the runtime needs
 from . import onnx as onnx_export
 from .graph import ExportGraph, ExportOptions
 
 NAME = "openvino"
 FORMAT = "openvino"
 FILE = "model.xml"
-FILES = ("model.xml", "model.bin")
+FILES = ("model.xml", "model.bin")  # a waveform IR adds its halves: build returns every file
 PRECISION = "fp32"
 REQUIRES = ("onnx",)
 # rt_info key of OpenVINO's "precise" attribute (ov::disable_fp16_compression): the node keeps its
@@ -85,6 +94,19 @@ def save(model, path: Path) -> None:
     ov.save_model(model, str(path), compress_to_fp16=False)
 
 
+def save_ir(model, path: Path, graph: ExportGraph) -> list[str]:
+    """``model`` as the IR ``path`` and, for a waveform graph, as its two halves beside it (the front end and
+    the rest, :func:`~ast_deploy.runtime.openvino.split_files`); the artifact's file names, primary first."""
+    save(model, path)
+    files = [path.name, path.with_suffix(".bin").name]
+    if graph.spec.kind == "waveform":
+        front, rest = split_front_end(model.clone())  # the split cuts its model: keep the whole one whole
+        for half, name in zip((front, rest), split_files(path.name)):
+            save(half, path.with_name(name))
+            files += [name, Path(name).with_suffix(".bin").name]
+    return files
+
+
 def build(graph: ExportGraph, path: Path, deps: dict[str, Path], options: ExportOptions) -> dict:
     import openvino as ov
 
@@ -93,8 +115,8 @@ def build(graph: ExportGraph, path: Path, deps: dict[str, Path], options: Export
     front_end = front_end_nodes(model) if graph.spec.kind == "waveform" else []
     for node in front_end:
         node.get_rt_info()[KEEP_PRECISION] = ""
-    save(model, path)
     return {
+        "files": save_ir(model, path, graph),
         "tools": tool_versions(),
         "converted_from": "onnx",
         "fp32_regions": ["front end"] if front_end else [],

@@ -52,6 +52,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..extras import missing
 from ..windows import window_length
 from . import openvino as ov_export
 from .calibration import Calibration, default_calibration
@@ -60,7 +61,7 @@ from .graph import ExportGraph, ExportOptions
 NAME = "openvino-int8"
 FORMAT = "openvino"
 FILE = "model.int8.xml"
-FILES = ("model.int8.xml", "model.int8.bin")
+FILES = ("model.int8.xml", "model.int8.bin")  # a waveform IR adds its halves (export/openvino.py)
 PRECISION = "int8"
 REQUIRES = ("openvino",)
 SMOOTH_QUANT_ALPHA = 0.95
@@ -93,14 +94,7 @@ SCHEME_1 = Scheme("ov-int8 scheme 1", seven_bit_weights=False, float_attention=F
 
 
 def unavailable() -> str | None:
-    reason = ov_export.unavailable()
-    if reason:
-        return reason
-    try:
-        import nncf  # noqa: F401
-    except ImportError:
-        return "OpenVINO INT8 quantisation needs NNCF (pip install 'ast-deploy[openvino]')"
-    return None
+    return ov_export.unavailable() or missing("nncf", "openvino", "NNCF")
 
 
 def attention_output_projections(model) -> list[str]:
@@ -156,7 +150,7 @@ def calibration_feeds(graph: ExportGraph) -> tuple[list[dict], Calibration]:
     """Single-window feeds of ``--calibration`` (or the default signals) for ``graph``'s inputs."""
     window = window_length(graph.spec.num_samples, graph.frontend)
     calibration = graph.calibration or default_calibration(window, graph.spec.sample_rate)
-    return calibration.graph_inputs(graph), calibration
+    return calibration.graph_inputs(graph.spec.kind, graph.frontend), calibration
 
 
 def build(graph: ExportGraph, path: Path, deps: dict[str, Path], options: ExportOptions) -> dict:
@@ -169,8 +163,8 @@ def build(graph: ExportGraph, path: Path, deps: dict[str, Path], options: Export
     feeds, calibration = calibration_feeds(graph)
     quantized = quantize(model, feeds, SCHEME)
     ov_export.set_batch(quantized, graph)
-    ov_export.save(quantized, path)
     return {
+        "files": ov_export.save_ir(quantized, path, graph),
         "tools": {**ov_export.tool_versions(), "nncf": nncf.__version__},
         "quantization": SCHEME.describe(),
         "quantization_scheme": asdict(SCHEME),

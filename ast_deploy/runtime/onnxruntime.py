@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import UnavailableError
+from ..extras import missing
 from .base import OUTPUT_NAME, Backend, InputSpec
 from .registry import BackendEntry
 
@@ -38,10 +39,10 @@ def open_artifact(
 
 
 def provider_missing(provider: str = "cpu") -> str | None:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return "onnxruntime is not installed (pip install 'ast-deploy[onnx]')"
+    if reason := missing("onnxruntime", "onnx"):
+        return reason
+    import onnxruntime as ort
+
     wanted = PROVIDERS[provider][0]
     if wanted not in ort.get_available_providers():
         return f"onnxruntime {ort.__version__} here has no {wanted} (have {', '.join(ort.get_available_providers())})"

@@ -21,6 +21,17 @@ The IR's batch axis is dynamic (the export's range), but each batch size is comp
 shape, on first use, and kept (at most :data:`COMPILED_BATCH_SIZES` of them). Static shapes let the
 CPU plugin fuse an INT8 IR's FakeQuantize nodes into its int8 GEMMs: on AST-base at batch 1, 2 AMX
 cores, bf16 rest, 382 ms dynamic (25 FakeQuantize left as separate f32 ops) vs 220 ms static (1 left).
+
+**The front end apart, under bf16.** OpenVINO's CPU plugin runs some of a bf16-hinted front end in
+bf16 despite the IR's precision marks (the waveform's mean removal, fused with nodes its own
+transformations create), which rounds every sample to an 8-bit mantissa: on the tiny fixture the
+worst logit cosine drops from 0.9999 to 0.975. So a bf16 run of a waveform IR compiles two models:
+the front end (framing, DFT, mel, log) with an f32 hint, and the rest (the patch embedding on) at
+bf16, the front end's output tensor feeding the rest's ``features`` input. The exporter cuts the IR
+in two (:func:`split_front_end`) and ships both halves beside the whole one (:func:`split_files`), so
+that this runtime and the C++ one only compile files. Artifacts exported before the halves were
+shipped have the whole IR alone: for them the same cut is made here, at load time (the one place a
+runtime changes a graph; ``legacy_split`` in :class:`OpenVinoBackend`).
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import torch
 
 from ..cpu import cpu_info, no_bf16
 from ..errors import InputError, UnavailableError
+from ..extras import missing
 from .base import OUTPUT_NAME, Backend, InputSpec
 from .registry import BackendEntry
 
@@ -76,6 +88,7 @@ COMPILED_BATCH_SIZES = 4  # static-shape compilations kept per backend (least re
 CACHE_ENV = "AST_DEPLOY_CACHE"
 HINT_ENV = "AST_DEPLOY_OPENVINO_HINT"
 HINTS = ("latency", "throughput", "cumulative_throughput")
+FEATURES = "features"  # the input of the rest of a split waveform IR: the front end's output
 
 
 @cache
@@ -85,12 +98,8 @@ def core():
     return ov.Core()
 
 
-def missing() -> str | None:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return "OpenVINO is not installed (pip install 'ast-deploy[openvino]')"
-    return None
+def openvino_missing() -> str | None:
+    return missing("openvino", "openvino", "OpenVINO")
 
 
 def cpu_capabilities() -> list[str]:
@@ -98,7 +107,7 @@ def cpu_capabilities() -> list[str]:
 
 
 def unavailable(entry: BackendEntry, device: torch.device, artifact: dict | None = None) -> str | None:
-    reason = missing()
+    reason = openvino_missing()
     if reason:
         return reason
     if entry.option("inference") == "bf16":
@@ -129,7 +138,23 @@ def performance_hint() -> str:
 def open_artifact(
     entry: BackendEntry, path: Path, spec: InputSpec, device: torch.device, threads: int | None, artifact: dict
 ) -> Backend:
-    return OpenVinoBackend(path, spec, entry.option("inference", "f32"), threads, name=entry.name)
+    halves = split_paths(path, artifact)
+    return OpenVinoBackend(path, spec, entry.option("inference", "f32"), threads, name=entry.name, halves=halves)
+
+
+def split_files(primary: str) -> tuple[str, str]:
+    """The IRs of the front end and of the rest that the exporter writes beside a waveform IR ``primary``
+    (``model.xml`` -> ``model.front.xml``, ``model.rest.xml``; each with its ``.bin``)."""
+    stem = primary.removesuffix(".xml")
+    return f"{stem}.front.xml", f"{stem}.rest.xml"
+
+
+def split_paths(path: Path, artifact: dict) -> tuple[Path, Path] | None:
+    """The front end's and the rest's IR of the artifact whose primary file is ``path``, where its manifest
+    lists them (their hashes are checked with the rest of its files); ``None`` for an IR without them."""
+    listed = {f["file"] for f in artifact.get("files", [])}
+    halves = split_files(Path(path).name)
+    return tuple(Path(path).with_name(h) for h in halves) if set(halves) <= listed else None
 
 
 class OpenVinoBackend(Backend):
@@ -138,10 +163,16 @@ class OpenVinoBackend(Backend):
     static_batch_shapes = True
 
     def __init__(
-        self, path: Path, spec: InputSpec, inference: str = "f32", threads: int | None = None, name: str = "openvino"
+        self,
+        path: Path,
+        spec: InputSpec,
+        inference: str = "f32",
+        threads: int | None = None,
+        name: str = "openvino",
+        halves: tuple[Path, Path] | None = None,
     ):
         super().__init__(spec, "cpu")
-        reason = missing()
+        reason = openvino_missing()
         if reason:
             raise UnavailableError(reason)
         config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": inference, "PERFORMANCE_HINT": performance_hint()}
@@ -160,9 +191,15 @@ class OpenVinoBackend(Backend):
             except OSError:
                 pass  # a read-only home: compile every time rather than fail
         self.path, self.config, self.inference, self.name = Path(path), config, inference, name
-        self.ir = core().read_model(str(self.path))
-        # The bf16 runs of a waveform IR compile the front end apart, in f32 (split_front_end).
+        # The bf16 runs of a waveform IR compile the front end apart, in f32 (the module docstring).
         self.split = inference != "f32" and spec.kind == "waveform"
+        # Each IR is read once; each batch size reshapes its own copy. ``irs``: (the front end's or None, the model's).
+        if self.split and halves is not None:
+            self.irs = (core().read_model(str(halves[0])), core().read_model(str(halves[1])))
+        else:
+            self.irs = (None, core().read_model(str(self.path)))
+        # An artifact exported before the halves were shipped: cut the whole IR here, once per batch size.
+        self.legacy_split = self.split and halves is None
         self.by_batch: OrderedDict[int, tuple] = OrderedDict()  # batch -> (front request | None, request)
         self.lock = threading.Lock()  # one infer request per batch size: one call at a time
         self._requests(max(spec.min_batch, 1))  # compile now: load time is reported as load time
@@ -177,15 +214,14 @@ class OpenVinoBackend(Backend):
         if batch in self.by_batch:
             self.by_batch.move_to_end(batch)
             return self.by_batch[batch]
-        model = self.ir.clone()  # the IR is read once; each batch size reshapes its own copy
-        model.reshape({i: [batch, *i.get_partial_shape()[1:]] for i in model.inputs})
-        if self.split:
-            front, rest = split_front_end(model)
-            front_request = core().compile_model(front, "CPU", {**self.config, "INFERENCE_PRECISION_HINT": "f32"})
-            requests = (front_request.create_infer_request(), core().compile_model(rest, "CPU", self.config))
-        else:
-            requests = (None, core().compile_model(model, "CPU", self.config))
-        requests = (requests[0], requests[1].create_infer_request())
+        front, model = (None if ir is None else with_batch(ir, batch) for ir in self.irs)
+        if self.legacy_split:
+            front, model = split_front_end(model)
+        front_request = None
+        if front is not None:
+            f32 = {**self.config, "INFERENCE_PRECISION_HINT": "f32"}
+            front_request = core().compile_model(front, "CPU", f32).create_infer_request()
+        requests = (front_request, core().compile_model(model, "CPU", self.config).create_infer_request())
         self.by_batch[batch] = requests
         if len(self.by_batch) > COMPILED_BATCH_SIZES:
             self.by_batch.popitem(last=False)
@@ -211,7 +247,7 @@ class OpenVinoBackend(Backend):
             front_request, request = self._requests(inputs.shape[0])
             if front_request is not None:
                 front_request.infer(feeds)
-                feeds = {**feeds, "features": front_request.get_output_tensor(0)}
+                feeds = {**feeds, FEATURES: front_request.get_output_tensor(0)}
             request.infer(feeds)
             # The request reuses its output buffer on the next call: copy out.
             return torch.from_numpy(request.get_tensor(OUTPUT_NAME).data.copy()).float()
@@ -220,28 +256,31 @@ class OpenVinoBackend(Backend):
         self.by_batch.clear()
 
 
-def split_front_end(model):
-    """(front end, rest) of a waveform IR, cut where the patch embedding's input is computed.
+def with_batch(ir, batch: int):
+    """A copy of ``ir`` with every input's batch axis fixed to ``batch`` (a static shape; see the module docstring)."""
+    model = ir.clone()
+    model.reshape({i: [batch, *i.get_partial_shape()[1:]] for i in model.inputs})
+    return model
 
-    OpenVINO's CPU plugin runs some of a bf16-hinted front end in bf16 despite the IR's precision
-    marks (the waveform's mean removal, fused with nodes its own transformations create), which
-    rounds every sample to an 8-bit mantissa: on the tiny fixture the worst logit cosine drops from
-    0.9999 to 0.975. Compiled as its own model with an f32 hint, the front end is exact.
-    """
+
+def split_front_end(model):
+    """(front end, rest) of a waveform IR ``model`` (which is cut: pass a copy to keep it whole), cut where the
+    patch embedding's input is computed: the front end maps the graph's inputs to the features; the rest takes
+    :data:`FEATURES` and the graph's inputs. The exporter writes both (:func:`split_files`); this runtime calls
+    it itself only for artifacts exported without them."""
     import openvino as ov
 
-    from ..export.openvino import front_end_nodes
-
-    front = {node.get_friendly_name() for node in front_end_nodes(model)}
-    conv = next(op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution")
+    conv = next((op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"), None)
+    if conv is None:
+        raise InputError("OpenVINO IR has no Convolution (patch embedding) to split the front end off at")
     boundary = conv.input(0)
     # An INT8 IR quantises the features on the way in: cut above the FakeQuantize, which stays with the rest.
     while boundary.get_source_output().get_node().get_type_name() == "FakeQuantize":
         boundary = boundary.get_source_output().get_node().input(0)
     source = boundary.get_source_output()
-    assert source.get_node().get_friendly_name() in front
     front_model = ov.Model([source], model.get_parameters(), "front_end")
-    features = ov.opset13.parameter(source.get_partial_shape(), source.get_element_type(), name="features")
+    features = ov.opset13.parameter(source.get_partial_shape(), source.get_element_type(), name=FEATURES)
+    features.output(0).get_tensor().set_names({FEATURES})  # the name the rest's input is fed by
     boundary.replace_source_output(features.output(0))
     # The rest still reads the batch size off the waveform's shape (ShapeOf): it keeps the inputs too.
     rest_model = ov.Model(model.get_results(), [features, *model.get_parameters()], "transformer")

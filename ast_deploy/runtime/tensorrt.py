@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, UnavailableError
+from ..extras import missing
 from .base import OUTPUT_NAME, Backend, InputSpec
 from .registry import BackendEntry
 
@@ -29,10 +30,8 @@ def open_artifact(
 
 
 def tensorrt_missing() -> str | None:
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return "TensorRT is not installed (its Python package comes from NVIDIA's index: pip install tensorrt)"
+    if reason := missing("tensorrt", "tensorrt", "TensorRT"):
+        return reason
     if not torch.cuda.is_available():
         return "TensorRT needs an NVIDIA GPU and none is visible to CUDA here"
     return None

@@ -1,5 +1,6 @@
-"""Serving: Triton model repositories (:mod:`.repository`), the bundled server (:mod:`.server`) and a
-client (:mod:`.client`) that predicts through a served model exactly as local predict does.
+"""Serving: Triton model repositories (:mod:`.repository`), the bundled server (:mod:`.server`) and the
+model that runs an ast-deploy backend inside Triton (:mod:`.python_model`). The client that predicts
+through a served model is :mod:`ast_deploy.client` (on :mod:`ast_deploy.runtime.triton`).
 
 The layer is optional: the ``serve`` extra brings ``tritonclient``; the server binary comes from the
 ``nvidia-pytriton`` wheel, installed without its dependencies (see docs/serving.md).

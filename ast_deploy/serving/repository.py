@@ -38,9 +38,10 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..export.manifest import MANIFEST
+from ..extras import missing
 from ..fileio import atomic_dir, sha256_file
+from ..runtime.triton import PARAMETER  # what the client reads back
 
-PARAMETER = "ast_deploy"  # config parameter holding the model's provenance and input spec (JSON)
 PROVENANCE = "ast-deploy.json"
 LABELS = "labels.txt"
 PYTHON_MODEL_SUFFIX = "-python"
@@ -153,11 +154,11 @@ def render_pbtxt(message: dict, indent: int = 0) -> str:
 def parse_config(text: str, where: str = "config.pbtxt"):
     """``text`` parsed with Triton's own schema (``ModelConfig`` from tritonclient); raises on any
     field or enum value the schema does not know, and on platforms and data types we do not write."""
-    try:
-        from google.protobuf import text_format
-        from tritonclient.grpc import model_config_pb2
-    except ImportError as e:  # pragma: no cover - the serve extra is part of dev
-        raise InputError(f"checking {where} needs tritonclient[grpc] (pip install 'ast-deploy[serve]'): {e}") from None
+    if reason := config_schema_missing():  # pragma: no cover - the serve extra is part of dev
+        raise InputError(f"checking {where}: {reason}")
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
     try:
         config = text_format.Parse(text, model_config_pb2.ModelConfig())
     except text_format.ParseError as e:
@@ -547,10 +548,13 @@ def materialise(plan: RepositoryPlan, artifact_dir: Path, root: Path) -> None:
             path.write_text(content)
 
 
+def config_schema_missing() -> str | None:
+    """Why Triton's ``ModelConfig`` schema (tritonclient's gRPC protobufs) cannot be read here, or None."""
+    return missing("tritonclient.grpc.model_config_pb2", "serve", "tritonclient[grpc]")
+
+
 def _try_parse(text: str, where: str) -> None:
-    try:
-        import tritonclient.grpc  # noqa: F401
-    except ImportError:
+    if config_schema_missing():
         return  # the writer works without the serve extra; the tests check every config
     parse_config(text, where)
 

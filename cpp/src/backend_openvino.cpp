@@ -10,18 +10,24 @@
 // pointer wraps the caller's buffer without a copy.
 //
 // Under a reduced precision hint (bf16) the waveform IR runs as two compiled models, as in the
-// Python runtime (split_front_end there): the front end (framing, DFT, mel, log) in f32, the rest at
-// the hint. OpenVINO's CPU plugin runs some of a bf16-hinted front end in bf16 despite the IR's
-// precision marks, rounding every sample to an 8-bit mantissa.
+// Python runtime: the front end (framing, DFT, mel, log) in f32, the rest at the hint. OpenVINO's CPU
+// plugin runs some of a bf16-hinted front end in bf16 despite the IR's precision marks, rounding every
+// sample to an 8-bit mantissa. The exporter ships both halves as IRs of their own, listed in the
+// manifest beside the whole one ("model.xml" -> "model.front.xml", "model.rest.xml"; see
+// ast_deploy/export/openvino.py), so this backend only compiles files. Artifacts exported before the
+// halves were shipped have the whole IR alone: for them, and only for them, the same cut is made here
+// at load time (legacy_split_front_end below).
 #include <openvino/op/parameter.hpp>
 #include <openvino/openvino.hpp>
 
-#include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -57,12 +63,45 @@ ov::element::Type precision_hint(const std::string& name) {
   throw BackendError("inference precision '" + name + "' is not one OpenVINO's CPU plugin takes (f32, bf16, f16)");
 }
 
-// (front end, rest) of a waveform IR, cut at the patch embedding's input (the first Convolution's
-// data input, above any FakeQuantize of an int8 IR): the front end maps the graph's inputs to the
-// features; the rest takes "features" plus the graph's inputs (it reads the batch size off the
-// waveform's shape).
-std::pair<std::shared_ptr<ov::Model>, std::shared_ptr<ov::Model>> split_front_end(const std::shared_ptr<ov::Model>& model,
-                                                                                  const std::string& file) {
+// The IRs of the front end and of the rest of the artifact's whole IR, where its manifest lists them
+// (their hashes were checked with its other files): the exporter's naming, ast_deploy.runtime.openvino.split_files.
+std::optional<std::pair<std::string, std::string>> split_files(const BackendConfig& config) {
+  const std::string& primary = config.artifact.primary().file;
+  const std::string suffix = ".xml";
+  if (primary.size() <= suffix.size() || primary.compare(primary.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return std::nullopt;
+  const std::string stem = primary.substr(0, primary.size() - suffix.size());
+  const std::string front = stem + ".front.xml", rest = stem + ".rest.xml";
+  bool listed_front = false, listed_rest = false;
+  for (const ArtifactFile& f : config.artifact.files) {
+    listed_front = listed_front || f.file == front;
+    listed_rest = listed_rest || f.file == rest;
+  }
+  if (!listed_front || !listed_rest) return std::nullopt;
+  const std::filesystem::path dir(config.manifest.dir);
+  return std::make_pair((dir / front).string(), (dir / rest).string());
+}
+
+// A copy of `model` with every input's batch axis fixed to `batch`.
+std::shared_ptr<ov::Model> with_batch(const std::shared_ptr<ov::Model>& model, std::size_t batch) {
+  std::shared_ptr<ov::Model> copy = model->clone();
+  std::map<std::string, ov::PartialShape> shapes;
+  for (const auto& input : copy->inputs()) {
+    ov::PartialShape shape = input.get_partial_shape();
+    shape[0] = static_cast<std::int64_t>(batch);
+    shapes[input.get_any_name()] = shape;
+  }
+  copy->reshape(shapes);
+  return copy;
+}
+
+// Artifacts exported before the halves were shipped only: (front end, rest) of a waveform IR, cut as the
+// exporter cuts it (ast_deploy.runtime.openvino.split_front_end): at the patch embedding's input (the
+// first Convolution's data input, above any FakeQuantize of an int8 IR); the front end maps the graph's
+// inputs to the features; the rest takes "features" plus the graph's inputs (it reads the batch size off
+// the waveform's shape).
+std::pair<std::shared_ptr<ov::Model>, std::shared_ptr<ov::Model>> legacy_split_front_end(
+    const std::shared_ptr<ov::Model>& model, const std::string& file) {
   std::shared_ptr<ov::Node> conv;
   for (const auto& op : model->get_ordered_ops()) {
     if (std::string(op->get_type_name()) == "Convolution") {
@@ -103,42 +142,51 @@ class OpenVINOBackend final : public Backend {
     if (precision == ov::element::bf16 && !cpu_info().bf16())
       throw BackendError("--precision-hint bf16: this CPU has no bf16 arithmetic (no avx512_bf16 or amx_bf16: " +
                          cpu_info().describe() + ")");
-    std::shared_ptr<ov::Model> model;
-    try {
-      // One cache per CPU class and precision, as the Python runtime keeps them: OpenVINO 2026.4's cache
-      // key leaves the precision hint out (a bf16 load would import the f32 compilation of the IR), and
-      // the compiled graph is transformed for the CPU's ISA.
-      if (!config.options.cache_dir.empty())
-        core_.set_property(ov::cache_dir(config.options.cache_dir + "/" + cpu_info().isa_class() + "/" +
-                                         precision.get_type_name()));
-      model = core_.read_model(file_);  // and the .bin beside it
-    } catch (const std::exception& e) {
-      throw BackendError(file_ + ": OpenVINO cannot read this IR: " + message(e));
+    // One cache per CPU class and precision, as the Python runtime keeps them: OpenVINO 2026.4's cache key
+    // leaves the precision hint out (a bf16 load would import the f32 compilation of the IR), and the
+    // compiled graph is transformed for the CPU's ISA.
+    if (!config.options.cache_dir.empty())
+      core_.set_property(ov::cache_dir(config.options.cache_dir + "/" + cpu_info().isa_class() + "/" +
+                                       precision.get_type_name()));
+    // The C++ runtime runs waveform IRs only: a reduced precision always runs the front end apart.
+    split_ = precision != ov::element::f32;
+    const auto halves = split_ ? split_files(config) : std::nullopt;
+    std::string inputs_file = file_;  // the IR that takes the graph's inputs
+    if (halves) {
+      front_ = read(halves->first);
+      model_ = read(halves->second);
+      inputs_file = halves->first;
+    } else {
+      model_ = read(file_);
     }
+    legacy_split_ = split_ && !halves;
+    const std::shared_ptr<ov::Model>& takes_inputs = front_ ? front_ : model_;
     // The manifest's I/O names, as the exporter gave them to the IR's tensors.
-    const auto port = [&](const std::string& name, bool input) {
+    const auto port = [](const std::shared_ptr<ov::Model>& model, const std::string& file, const std::string& name,
+                         bool input) {
       try {
         return input ? model->input(name) : model->output(name);
       } catch (const std::exception&) {
         std::string have;
         for (const auto& p : input ? model->inputs() : model->outputs())
           for (const std::string& n : p.get_names()) have += (have.empty() ? "" : ", ") + n;
-        throw BackendError(file_ + ": IR has no " + (input ? "input" : "output") + " tensor '" + name +
+        throw BackendError(file + ": IR has no " + (input ? "input" : "output") + " tensor '" + name +
                            "' (the manifest's I/O names; the IR has " + (have.empty() ? "none" : have) + ")");
       }
     };
-    const ov::element::Type wave_type = port(waveform_, true).get_element_type();
-    lengths_type_ = port(lengths_, true).get_element_type();
-    port(output_, false);
-    if (model->inputs().size() != 2)
-      throw BackendError(file_ + ": IR has " + std::to_string(model->inputs().size()) + " inputs, expected 2");
+    const ov::element::Type wave_type = port(takes_inputs, inputs_file, waveform_, true).get_element_type();
+    lengths_type_ = port(takes_inputs, inputs_file, lengths_, true).get_element_type();
+    port(model_, halves ? halves->second : file_, output_, false);
+    if (takes_inputs->inputs().size() != 2)
+      throw BackendError(inputs_file + ": IR has " + std::to_string(takes_inputs->inputs().size()) +
+                         " inputs, expected 2");
     if (wave_type != ov::element::f32)
-      throw BackendError(file_ + ": IR input '" + waveform_ + "' is " + wave_type.get_type_name() + ", expected f32");
+      throw BackendError(inputs_file + ": IR input '" + waveform_ + "' is " + wave_type.get_type_name() +
+                         ", expected f32");
     if (lengths_type_ != ov::element::i64 && lengths_type_ != ov::element::i32)
-      throw BackendError(file_ + ": IR input '" + lengths_ + "' is " + lengths_type_.get_type_name() +
+      throw BackendError(inputs_file + ": IR input '" + lengths_ + "' is " + lengths_type_.get_type_name() +
                          ", expected i64 or i32");
 
-    model_ = model;
     precision_ = precision;
     properties_ = ov::AnyMap{// one request at a time: all threads on it (what the Python runtime sets)
                              ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
@@ -194,6 +242,15 @@ class OpenVINOBackend final : public Backend {
     ov::InferRequest front_request, request;
   };
 
+  // Read an IR (and the .bin beside it).
+  std::shared_ptr<ov::Model> read(const std::string& file) {
+    try {
+      return core_.read_model(file);
+    } catch (const std::exception& e) {
+      throw BackendError(file + ": OpenVINO cannot read this IR: " + message(e));
+    }
+  }
+
   // The infer requests of a static ``batch``, compiled on first use. Static shapes let the CPU plugin
   // fuse an INT8 IR's FakeQuantize nodes into its int8 GEMMs (1.7x faster on AST-base than the
   // dynamic-batch IR), and the Python runtime compiles the same way, so both compute the same thing.
@@ -202,26 +259,18 @@ class OpenVINOBackend final : public Backend {
     if (found != by_batch_.end()) return found->second;
     if (by_batch_.size() >= kCompiledBatchSizes) by_batch_.clear();
     try {
-      std::shared_ptr<ov::Model> model = model_->clone();
-      std::map<std::string, ov::PartialShape> shapes;
-      for (const auto& input : model->inputs()) {
-        ov::PartialShape shape = input.get_partial_shape();
-        shape[0] = static_cast<std::int64_t>(batch);
-        shapes[input.get_any_name()] = shape;
-      }
-      model->reshape(shapes);
+      std::shared_ptr<ov::Model> model = with_batch(model_, batch);
+      std::shared_ptr<ov::Model> front = front_ ? with_batch(front_, batch) : nullptr;
+      if (legacy_split_) std::tie(front, model) = legacy_split_front_end(model, file_);
       Compiled c;
       const auto compile = [&](const std::shared_ptr<ov::Model>& m, ov::element::Type hint) {
         ov::AnyMap properties = properties_;
         properties.emplace(ov::hint::inference_precision(hint));
         return core_.compile_model(m, "CPU", properties);
       };
-      if (precision_ != ov::element::f32) {
-        auto [front, rest] = split_front_end(model, file_);
+      if (front) {
         c.front = compile(front, ov::element::f32);
         c.front_request = c.front.create_infer_request();
-        split_ = true;
-        model = rest;
       }
       c.compiled = compile(model, precision_);
       c.request = c.compiled.create_infer_request();
@@ -237,11 +286,13 @@ class OpenVINOBackend final : public Backend {
   std::string file_, waveform_, lengths_, output_;
   std::size_t num_samples_, num_labels_;
   ov::Core core_;  // declared before the compiled models and requests: it must outlive them
-  std::shared_ptr<ov::Model> model_;  // as read, dynamic batch
+  std::shared_ptr<ov::Model> model_;  // as read, dynamic batch: the whole IR, or the rest when split from files
+  std::shared_ptr<ov::Model> front_;  // the front end's IR, when split from files; else null
   ov::element::Type precision_ = ov::element::f32;
   ov::AnyMap properties_;
   std::map<std::size_t, Compiled> by_batch_;
-  bool split_ = false;
+  bool split_ = false;         // the front end runs apart, in f32 (a reduced precision hint)
+  bool legacy_split_ = false;  // ... cut from the whole IR here: an artifact exported without the halves
   ov::element::Type lengths_type_ = ov::element::i64;
   int threads_ = 0;
 };

@@ -1,12 +1,13 @@
-// ast::Classifier: manifest -> backend; input checks, windows, batches, activation, ranking.
-// The windowing and aggregation follow ast_deploy/pipeline.py line for line, so that the C++
-// host prints what `ast-deploy predict --json` prints on the same artifact.
+// ast::Classifier: manifest -> backend; batches, activation, aggregation, ranking. predict() runs
+// the stream (streaming.cpp) over the signal, as ast_deploy/pipeline.py does, so that the C++ host
+// prints what `ast-deploy predict --json` prints on the same artifact.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <numeric>
 
 #include "ast/classifier.h"
+#include "ast/streaming.h"
+#include "ast/windows.h"
 #include "backend.h"
 #include "manifest.h"
 
@@ -78,18 +79,18 @@ void activate(float* logits, std::size_t n, const std::string& activation) {
   for (std::size_t i = 0; i < n; ++i) logits[i] /= sum;
 }
 
-// printf-style formatting of one number ("%.1f", "%g"), as the Python messages format them.
-std::string format(const char* spec, double value) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, spec, value);
-  return buf;
-}
-
 }  // namespace
 
 // --- Prediction -------------------------------------------------------------------------------
 
 double Prediction::duration() const { return static_cast<double>(num_samples) / sample_rate; }
+
+std::vector<std::size_t> Prediction::ends() const {
+  std::vector<std::size_t> out;
+  out.reserve(starts.size());
+  for (std::size_t s : starts) out.push_back(window_end(s, window, num_samples));
+  return out;
+}
 
 std::vector<float> Prediction::mean_scores() const {
   // float32 sums, then one division: what numpy's mean over axis 0 of a float32 array does.
@@ -132,8 +133,6 @@ struct Classifier::Impl {
   std::string file;
   std::unique_ptr<Backend> backend;
   std::shared_ptr<const std::vector<std::string>> labels;
-  std::size_t hop = 0;
-  std::size_t step = 1;  // windows per graph call
 
   // One graph call on `batch` rows; rows are repeated up to the artifact's minimum batch (as the
   // Python runtime does for engines built for one), or up to `pad_to`, and their logits dropped again.
@@ -180,9 +179,8 @@ Classifier::Classifier(const std::string& artifact_dir, const std::string& backe
   Impl& m = *impl_;
   m.options = std::move(options);
   m.backend_name = backend;
-  if (m.options.hop_seconds < 0) throw Error("hop must be positive, got " + std::to_string(m.options.hop_seconds));
-
   m.manifest = detail::read_manifest(artifact_dir);
+  hop_length(m.options.hop_seconds, m.manifest.sample_rate, m.manifest.window_samples);  // refuse a bad hop now
   // The backend argument names an artifact; its format says which implementation runs it
   // (both "aoti" and "aoti-int8" are AOTInductor packages).
   const detail::Artifact& artifact = m.manifest.artifact(backend);
@@ -197,10 +195,6 @@ Classifier::Classifier(const std::string& artifact_dir, const std::string& backe
   if (!entry->compiled) throw BackendError("backend '" + artifact.format + "' is not compiled into this build (" + entry->how + ")");
   m.file = m.manifest.verify(artifact, m.options.verify_sha256);
   m.labels = std::make_shared<const std::vector<std::string>>(m.manifest.labels);
-  m.hop = m.options.hop_seconds > 0
-              ? static_cast<std::size_t>(std::max(1.0, std::nearbyint(m.options.hop_seconds * m.manifest.sample_rate)))
-              : m.manifest.num_samples;
-  m.step = std::max<std::size_t>(1, std::min(m.options.batch_size, m.manifest.max_batch));
   m.backend = entry->open(BackendConfig{m.file, m.manifest, artifact, m.options});
 }
 
@@ -209,52 +203,29 @@ Classifier::Classifier(Classifier&&) noexcept = default;
 Classifier& Classifier::operator=(Classifier&&) noexcept = default;
 
 Prediction Classifier::predict(const std::vector<float>& samples, const std::string& source) {
-  const Impl& m = *impl_;
-  const int rate = m.manifest.sample_rate;
-  if (samples.empty()) throw AudioError(source + ": audio has no samples");
-  const auto bad = std::find_if(samples.begin(), samples.end(), [](float x) { return !std::isfinite(x); });
-  if (bad != samples.end()) {
-    throw AudioError(source + ": audio contains NaN or infinite samples (first at sample " +
-                     std::to_string(bad - samples.begin()) + ")");
-  }
-  if (samples.size() < m.manifest.frame_samples) {
-    throw AudioError(source + ": audio is " + format("%.1f", samples.size() * 1000.0 / rate) +
-                     " ms long, shorter than one " + format("%g", m.manifest.frame_samples * 1000.0 / rate) +
-                     " ms analysis frame");
-  }
-
-  // window_starts() of pipeline.py: hop apart, the last one ending exactly at the end.
-  const std::size_t window = m.manifest.num_samples, total = samples.size();
+  // The offline stream: fed a block of about one batch of hops at a time (memory: one window, one
+  // block and one batch besides the caller's samples), scoring full batches only until the end.
+  StreamOptions offline;
+  offline.hop_seconds = impl_->options.hop_seconds;
+  offline.batch_size = std::max<std::size_t>(1, impl_->options.batch_size);  // 0: one window per call, as ever
+  offline.eager = false;
+  StreamingClassifier stream(*this, offline, source);
   Prediction p;
   p.source = source;
-  p.sample_rate = rate;
-  p.num_samples = total;
-  p.window = window;
-  p.labels = m.labels;
-  if (total <= window) {
-    p.starts = {0};
-  } else {
-    for (std::size_t s = 0; s + window <= total; s += m.hop) p.starts.push_back(s);
-    if (p.starts.back() + window < total) p.starts.push_back(total - window);
-  }
-
-  const std::size_t labels_n = m.labels->size();
-  for (std::size_t first = 0; first < p.starts.size(); first += m.step) {
-    const std::size_t batch = std::min(m.step, p.starts.size() - first);
-    std::vector<float> windows(batch * window, 0.0f);  // zero padded after each valid part
-    std::vector<std::int64_t> lengths(batch);
-    for (std::size_t r = 0; r < batch; ++r) {
-      const std::size_t s = p.starts[first + r], len = std::min(window, total - s);
-      std::copy_n(samples.begin() + static_cast<std::ptrdiff_t>(s), len, windows.begin() + static_cast<std::ptrdiff_t>(r * window));
-      lengths[r] = static_cast<std::int64_t>(len);
+  p.sample_rate = sample_rate();
+  p.window = stream.window();
+  p.labels = impl_->labels;
+  const auto take = [&p](std::vector<StreamWindow> windows) {
+    for (StreamWindow& w : windows) {
+      p.starts.push_back(w.start_sample);
+      p.scores.push_back(std::move(w.scores));
     }
-    // The last partial batch of a file that ran full ones: padded on backends that compile per size.
-    const std::size_t pad_to = first > 0 && impl_->backend->static_batch_shapes() ? m.step : 1;
-    const std::vector<float> scores = impl_->score(windows, lengths, batch, pad_to);
-    for (std::size_t r = 0; r < batch; ++r)
-      p.scores.emplace_back(scores.begin() + static_cast<std::ptrdiff_t>(r * labels_n),
-                            scores.begin() + static_cast<std::ptrdiff_t>((r + 1) * labels_n));
-  }
+  };
+  const std::size_t block = std::clamp<std::size_t>(stream.batch_size() * stream.hop(), 4096, 1 << 20);
+  for (std::size_t at = 0; at < samples.size(); at += block)
+    take(stream.push(samples.data() + at, std::min(block, samples.size() - at), 1));
+  take(stream.flush());
+  p.num_samples = stream.num_samples();
   return p;
 }
 
@@ -280,16 +251,18 @@ std::vector<float> Classifier::logits(const std::vector<float>& windows, const s
   return impl_->run(w, l, l.size());
 }
 
-std::vector<float> Classifier::scores(std::vector<float> windows, std::vector<std::int64_t> lengths) {
+std::vector<float> Classifier::scores(std::vector<float> windows, std::vector<std::int64_t> lengths,
+                                      std::size_t pad_to) {
   impl_->check_batch(windows, lengths);
-  return impl_->score(windows, lengths, lengths.size());
+  return impl_->score(windows, lengths, lengths.size(), pad_to);
 }
 
 const std::vector<std::string>& Classifier::labels() const { return *impl_->labels; }
 int Classifier::sample_rate() const { return impl_->manifest.sample_rate; }
-std::size_t Classifier::window_samples() const { return impl_->manifest.num_samples; }
+std::size_t Classifier::window_samples() const { return impl_->manifest.window_samples; }
 std::size_t Classifier::frame_samples() const { return impl_->manifest.frame_samples; }
 std::size_t Classifier::max_batch() const { return impl_->manifest.max_batch; }
+bool Classifier::static_batch_shapes() const { return impl_->backend->static_batch_shapes(); }
 const std::string& Classifier::activation() const { return impl_->manifest.activation; }
 const std::string& Classifier::backend() const { return impl_->backend_name; }
 const std::string& Classifier::artifact_path() const { return impl_->file; }

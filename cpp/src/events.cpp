@@ -3,22 +3,18 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <unordered_map>
 
 #include "ast/streaming.h"
+#include "text.h"
 
 namespace ast {
 
 namespace {
 
-std::string num(double value) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%g", value);
-  return buf;
-}
+std::string num(double value) { return detail::format("%g", value); }
 
 std::string strip(const std::string& s) {
   std::size_t a = 0, b = s.size();
@@ -128,12 +124,44 @@ std::map<std::size_t, std::pair<double, double>> read_thresholds(const std::stri
   return out;
 }
 
+struct EventTracker::Impl {
+  struct Span {
+    std::int64_t a2 = 0, b2 = 0;  // half samples
+    double peak = 0;
+  };
+
+  std::vector<std::string> labels;
+  std::vector<double> on, off;
+  double min_duration = 0, merge_gap = 0;
+  std::int64_t hop = 1;
+  double rate2 = 2;  // half samples per second
+  std::vector<std::optional<Span>> cur, pend;  // the open raw event; the closed one not yet final
+  bool closed = false;
+
+  void emit(std::size_t label, const Span& e, std::vector<Event>& out) const {
+    if (static_cast<double>(e.b2 - e.a2) / rate2 >= min_duration)
+      out.push_back(
+          {labels[label], label, static_cast<double>(e.a2) / rate2, static_cast<double>(e.b2) / rate2, e.peak});
+  }
+
+  void close(std::size_t label) {
+    // A pending event is still there only when the gap to this one is <= merge_gap: merge.
+    const Span c = *cur[label];
+    std::optional<Span>& p = pend[label];
+    if (p) p = Span{p->a2, std::max(p->b2, c.b2), std::max(p->peak, c.peak)};
+    else p = c;
+    cur[label].reset();
+  }
+};
+
 EventTracker::EventTracker(std::vector<std::string> labels, const EventConfig& config, std::size_t hop, int sample_rate)
-    : labels_(std::move(labels)),
-      min_duration_(config.min_duration),
-      merge_gap_(config.merge_gap),
-      hop_(static_cast<std::int64_t>(hop)),
-      rate2_(2.0 * sample_rate) {
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.labels = std::move(labels);
+  m.min_duration = config.min_duration;
+  m.merge_gap = config.merge_gap;
+  m.hop = static_cast<std::int64_t>(hop);
+  m.rate2 = 2.0 * sample_rate;
   const std::pair<const char*, double> values[] = {{"threshold", config.threshold},
                                                    {"off-threshold", config.off_threshold.value_or(0.0)},
                                                    {"min-duration", config.min_duration},
@@ -144,9 +172,9 @@ EventTracker::EventTracker(std::vector<std::string> labels, const EventConfig& c
   if (config.off_threshold && *config.off_threshold > config.threshold)
     throw Error("off threshold " + num(*config.off_threshold) + " is above the on threshold " + num(config.threshold));
   if (hop < 1 || sample_rate < 1) throw Error("hop and sample rate must be positive");
-  const std::size_t n = labels_.size();
-  on_.assign(n, config.threshold);
-  off_.assign(n, config.off_threshold.value_or(config.threshold));
+  const std::size_t n = m.labels.size();
+  m.on.assign(n, config.threshold);
+  m.off.assign(n, config.off_threshold.value_or(config.threshold));
   for (const auto& [index, on_off] : config.thresholds) {
     const auto [on, off] = on_off;
     if (!std::isfinite(on) || !std::isfinite(off))
@@ -157,64 +185,59 @@ EventTracker::EventTracker(std::vector<std::string> labels, const EventConfig& c
     if (index >= n)
       throw Error("threshold for label index " + std::to_string(index) + ", but the model has " + std::to_string(n) +
                   " labels");
-    on_[index] = on;
-    off_[index] = off;
+    m.on[index] = on;
+    m.off[index] = off;
   }
-  cur_.assign(n, std::nullopt);
-  pend_.assign(n, std::nullopt);
+  m.cur.assign(n, std::nullopt);
+  m.pend.assign(n, std::nullopt);
 }
 
-void EventTracker::emit(std::size_t label, const Span& e, std::vector<Event>& out) const {
-  if (static_cast<double>(e.b2 - e.a2) / rate2_ >= min_duration_)
-    out.push_back({labels_[label], label, static_cast<double>(e.a2) / rate2_, static_cast<double>(e.b2) / rate2_, e.peak});
-}
+EventTracker::~EventTracker() = default;
+EventTracker::EventTracker(EventTracker&&) noexcept = default;
+EventTracker& EventTracker::operator=(EventTracker&&) noexcept = default;
 
-void EventTracker::close(std::size_t label) {
-  // A pending event is still there only when the gap to this one is <= merge_gap: merge.
-  const Span cur = *cur_[label];
-  std::optional<Span>& pend = pend_[label];
-  if (pend) pend = Span{pend->a2, std::max(pend->b2, cur.b2), std::max(pend->peak, cur.peak)};
-  else pend = cur;
-  cur_[label].reset();
-}
+double EventTracker::on_threshold(std::size_t label) const { return impl_->on.at(label); }
+double EventTracker::off_threshold(std::size_t label) const { return impl_->off.at(label); }
 
 std::vector<Event> EventTracker::update(std::size_t start_sample, std::size_t end_sample, const std::vector<float>& scores) {
-  if (closed_) throw Error("event tracker was flushed; no more windows can be added");
-  if (scores.size() != labels_.size())
+  Impl& m = *impl_;
+  if (m.closed) throw Error("event tracker was flushed; no more windows can be added");
+  if (scores.size() != m.labels.size())
     throw Error("a window has " + std::to_string(scores.size()) + " scores, the tracker " +
-                std::to_string(labels_.size()) + " labels");
+                std::to_string(m.labels.size()) + " labels");
   // The window's segment in half samples: [centre - H/2, centre + H/2] clipped to the window.
   const auto s = static_cast<std::int64_t>(start_sample), e = static_cast<std::int64_t>(end_sample);
-  const std::int64_t a2 = std::max(2 * s, s + e - hop_), b2 = std::min(2 * e, s + e + hop_);
+  const std::int64_t a2 = std::max(2 * s, s + e - m.hop), b2 = std::min(2 * e, s + e + m.hop);
   std::vector<Event> out;
-  for (std::size_t i = 0; i < labels_.size(); ++i) {
+  for (std::size_t i = 0; i < m.labels.size(); ++i) {
     const double x = scores[i];  // float32 widened to double, as the thresholds are
-    if (cur_[i]) {  // active
-      if (x >= off_[i]) {
-        cur_[i]->b2 = b2;
-        cur_[i]->peak = std::max(cur_[i]->peak, x);
+    if (m.cur[i]) {  // active
+      if (x >= m.off[i]) {
+        m.cur[i]->b2 = b2;
+        m.cur[i]->peak = std::max(m.cur[i]->peak, x);
       } else {
-        close(i);  // x < off <= on: no new event can start at this window
+        m.close(i);  // x < off <= on: no new event can start at this window
       }
       continue;
     }
-    if (pend_[i] && static_cast<double>(a2 - pend_[i]->b2) / rate2_ > merge_gap_) {
-      emit(i, *pend_[i], out);
-      pend_[i].reset();
+    if (m.pend[i] && static_cast<double>(a2 - m.pend[i]->b2) / m.rate2 > m.merge_gap) {
+      m.emit(i, *m.pend[i], out);
+      m.pend[i].reset();
     }
-    if (x >= on_[i]) cur_[i] = Span{a2, b2, x};
+    if (x >= m.on[i]) m.cur[i] = Impl::Span{a2, b2, x};
   }
   return out;
 }
 
 std::vector<Event> EventTracker::flush() {
+  Impl& m = *impl_;
   std::vector<Event> out;
-  if (closed_) return out;
-  closed_ = true;
-  for (std::size_t i = 0; i < labels_.size(); ++i) {
-    if (cur_[i]) close(i);
-    if (pend_[i]) emit(i, *pend_[i], out);
-    pend_[i].reset();
+  if (m.closed) return out;
+  m.closed = true;
+  for (std::size_t i = 0; i < m.labels.size(); ++i) {
+    if (m.cur[i]) m.close(i);
+    if (m.pend[i]) m.emit(i, *m.pend[i], out);
+    m.pend[i].reset();
   }
   return out;
 }

@@ -78,6 +78,28 @@ long long optional_bytes(const json& entry) {
   return entry["bytes"].get<long long>();
 }
 
+// input.window_samples and input.frame_samples; for a manifest written before they were recorded,
+// derived as ast_deploy/windows.py does: window_length() of a waveform graph is its fixed input
+// length, frame_samples() is FrontEndConfig.window_size = int(rate * frame_length_ms / 1000).
+void read_window_sizes(const json& input, const Reader& r, Manifest& m) {
+  m.window_samples = input.contains("window_samples") ? static_cast<std::size_t>(r.integer("input.window_samples", 1))
+                                                      : m.num_samples;
+  if (input.contains("frame_samples")) {
+    m.frame_samples = static_cast<std::size_t>(r.integer("input.frame_samples", 1));
+    return;
+  }
+  double rate = m.sample_rate, frame_ms = 25.0;  // FrontEndConfig's defaults where the front end says nothing
+  if (input.contains("frontend") && input["frontend"].is_object()) {
+    const json& frontend = input["frontend"];
+    for (auto [key, value] : {std::pair<const char*, double*>{"sample_rate", &rate}, {"frame_length_ms", &frame_ms}}) {
+      if (!frontend.contains(key)) continue;
+      if (!frontend[key].is_number()) r.fail(std::string("input.frontend.") + key + " is not a number");
+      *value = frontend[key].get<double>();
+    }
+  }
+  m.frame_samples = static_cast<std::size_t>(rate * frame_ms / 1000.0);
+}
+
 std::string join(const std::vector<std::string>& items, const char* sep) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : sep) + s;
@@ -144,14 +166,10 @@ Manifest read_manifest(const std::string& dir) {
     r.fail("input.names lists " + std::to_string(m.input_names.size()) + " inputs; a waveform graph takes 2 (waveform, num_samples)");
   m.output_name = r.str("input.output");
 
-  // Python's FrontEndConfig.window_size: int(sample_rate * frame_length_ms / 1000).
-  double frame_ms = 25.0;
-  if (root["input"].contains("frontend") && root["input"]["frontend"].contains("frame_length_ms")) {
-    const json& f = root["input"]["frontend"]["frame_length_ms"];
-    if (!f.is_number()) r.fail("input.frontend.frame_length_ms is not a number");
-    frame_ms = f.get<double>();
-  }
-  m.frame_samples = static_cast<std::size_t>(m.sample_rate * frame_ms / 1000.0);
+  read_window_sizes(root["input"], r, m);
+  if (m.window_samples != m.num_samples)
+    r.fail("input.window_samples " + std::to_string(m.window_samples) + " differs from input.num_samples " +
+           std::to_string(m.num_samples) + " (a waveform graph's window is its input)");
 
   const json& artifacts = r.node("artifacts");
   if (!artifacts.is_array()) r.fail("artifacts is not a list");

@@ -33,8 +33,9 @@ struct Manifest {
   std::string activation;  // "sigmoid" | "softmax"
   std::string input_kind;  // always "waveform" once read (others are refused)
   int sample_rate = 0;
-  std::size_t num_samples = 0;   // samples per window: the graph's fixed input length
-  std::size_t frame_samples = 0; // one analysis frame (shorter audio has no features at all)
+  std::size_t num_samples = 0;     // the graph's fixed input length (a waveform graph's clip)
+  std::size_t window_samples = 0;  // samples per window (input.window_samples; for a waveform graph, num_samples)
+  std::size_t frame_samples = 0;   // one analysis frame (input.frame_samples): shorter audio has no features at all
   std::size_t min_batch = 1, opt_batch = 1, max_batch = 1;
   std::vector<std::string> input_names;  // ["waveform", "num_samples"]
   std::string output_name;               // "logits"
@@ -47,7 +48,9 @@ struct Manifest {
   std::string verify(const Artifact& artifact, bool check_hash) const;
 };
 
-// Reads and validates DIR/manifest.json; ManifestError naming the file and the problem.
+// Reads and validates DIR/manifest.json; ManifestError naming the file and the problem. The window
+// sizes are read from input.window_samples and input.frame_samples; a manifest written before they
+// were recorded gets them derived from its graph and front end, by the rule of ast_deploy/windows.py.
 Manifest read_manifest(const std::string& dir);
 
 // Lowercase hex SHA-256 of a file's bytes (FIPS 180-4); IntegrityError if it cannot be read.

@@ -1,180 +1,215 @@
-// ast::StreamingClassifier: the windowing rule of docs/streaming.md (section 3), incrementally.
+// ast::StreamingClassifier: the window rule of ast/windows.h (docs/streaming.md, section 3), applied
+// as samples arrive; the twin of ast_deploy/streaming.py's AudioStream.
 //
-// The same rule as Classifier::predict's window starts (0, H, 2H, ... while s + W <= N, plus
-// N - W when audio is left over; one window at 0 when N <= W), applied as samples arrive: a push
-// emits every regular window it completed, flush() adds the end-aligned (or single short) window.
-// Scoring is Classifier::scores, the call predict() makes too.
+// A push enqueues every regular window (0, H, 2H, ...) the samples received so far hold whole;
+// flush() adds the closing window (end-aligned, or the single short one). Enqueued windows are scored
+// a batch at a time by Classifier::scores: at once when eager (live), only full batches until flush()
+// when not (offline: Classifier::predict runs this stream, as Python's predict does).
 #include "ast/streaming.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
+
+#include "ast/windows.h"
+#include "text.h"
 
 namespace ast {
 
-namespace {
+using detail::format;
 
-std::string format(const char* spec, double value) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, spec, value);
-  return buf;
-}
+struct StreamingClassifier::Impl {
+  using Span = std::pair<std::size_t, std::size_t>;  // [start, end) in stream samples
 
-// Seconds -> samples: round half to even (Python's round, C's nearbyint in the default mode).
-std::size_t to_samples(double seconds, int rate) {
-  return static_cast<std::size_t>(std::max(1.0, std::nearbyint(seconds * rate)));
-}
+  Classifier* classifier = nullptr;
+  std::string where;
+  int rate = 0;
+  std::size_t model_window = 0, frame = 0, window = 0, hop = 0, batch = 1;
+  bool eager = true;
+  std::vector<float> buf;      // buf[buf_off] is stream sample buf_start
+  std::size_t buf_off = 0, buf_start = 0;
+  std::size_t received = 0;    // N
+  std::size_t regular = 0;     // k: regular windows (k*H) enqueued
+  std::vector<Span> pending;   // enqueued, not yet scored (empty after every push when eager)
+  std::size_t emitted = 0;
+  int channels = 0;            // 0 until the first chunk
+  bool closed = false;
 
-}  // namespace
+  template <typename T>
+  std::vector<StreamWindow> push(const T* samples, std::size_t frames, int chunk_channels, float scale);
+  std::vector<StreamWindow> flush();
+
+  void enqueue_regular() {
+    const std::size_t now = regular_window_count(received, window, hop);  // never fewer than before
+    for (std::size_t k = regular; k < now; ++k) pending.emplace_back(k * hop, k * hop + window);
+    regular = now;
+  }
+
+  // Scores what is pending: every batch when eager or at the end, else full batches only.
+  std::vector<StreamWindow> advance(bool final) {
+    enqueue_regular();
+    std::vector<StreamWindow> out;
+    std::size_t first = 0;
+    while (pending.size() - first >= batch || (first < pending.size() && (eager || final))) {
+      const std::size_t rows = std::min(batch, pending.size() - first);
+      const std::vector<Span> spans(pending.begin() + static_cast<std::ptrdiff_t>(first),
+                                    pending.begin() + static_cast<std::ptrdiff_t>(first + rows));
+      for (StreamWindow& w : score(spans, padded_size(rows))) out.push_back(std::move(w));
+      first += rows;
+    }
+    pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(first));
+    trim();
+    return out;
+  }
+
+  // The batch size to run `rows` windows at. Offline, on a backend that compiles one shape per batch
+  // size (OpenVINO), a last partial batch after full ones runs padded to the full batch already run
+  // (a few wasted windows instead of a compilation); a signal shorter than one batch and live
+  // streams (latency) run their own size.
+  std::size_t padded_size(std::size_t rows) const {
+    if (eager || emitted == 0 || !classifier->static_batch_shapes()) return rows;
+    return batch;
+  }
+
+  std::vector<StreamWindow> score(const std::vector<Span>& spans, std::size_t pad_to) {
+    // Rows of the model's window, zero padded after each valid part (a window shorter than the
+    // model's is fed as a short clip is).
+    std::vector<float> rows(spans.size() * model_window, 0.0f);
+    std::vector<std::int64_t> lengths(spans.size());
+    for (std::size_t r = 0; r < spans.size(); ++r) {
+      const auto [start, end] = spans[r];
+      const float* from = buf.data() + buf_off + (start - buf_start);
+      std::copy(from, from + (end - start), rows.begin() + static_cast<std::ptrdiff_t>(r * model_window));
+      lengths[r] = static_cast<std::int64_t>(end - start);
+    }
+    const std::vector<float> scores = classifier->scores(std::move(rows), std::move(lengths), pad_to);
+    const std::size_t labels_n = scores.size() / spans.size();
+    std::vector<StreamWindow> out;
+    out.reserve(spans.size());
+    for (std::size_t r = 0; r < spans.size(); ++r) {
+      StreamWindow w;
+      w.index = emitted++;
+      w.start_sample = spans[r].first;
+      w.end_sample = spans[r].second;
+      w.sample_rate = rate;
+      w.scores.assign(scores.begin() + static_cast<std::ptrdiff_t>(r * labels_n),
+                      scores.begin() + static_cast<std::ptrdiff_t>((r + 1) * labels_n));
+      out.push_back(std::move(w));
+    }
+    return out;
+  }
+
+  void trim() {
+    // Keep what a future window may need: from the next regular window's start and the first
+    // pending window's, and always the last W samples (the end-aligned window of flush()).
+    std::size_t keep = received >= window ? std::min(regular * hop, received - window) : 0;
+    if (!pending.empty()) keep = std::min(keep, pending.front().first);
+    if (keep <= buf_start) return;
+    buf_off += keep - buf_start;
+    buf_start = keep;
+    // Drop the dead prefix once it is as long as what is kept: amortised O(1) per sample, and the
+    // vector never holds more than twice the live samples plus one chunk.
+    if (buf_off >= buf.size() - buf_off) {
+      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(buf_off));
+      buf_off = 0;
+    }
+  }
+};
 
 StreamingClassifier::StreamingClassifier(Classifier& classifier, StreamOptions options, std::string where)
-    : classifier_(&classifier), where_(std::move(where)) {
-  rate_ = classifier.sample_rate();
-  model_window_ = classifier.window_samples();
-  frame_ = classifier.frame_samples();
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.classifier = &classifier;
+  m.where = std::move(where);
+  m.rate = classifier.sample_rate();
+  m.model_window = classifier.window_samples();
+  m.frame = classifier.frame_samples();
+  m.eager = options.eager;
   if (!std::isfinite(options.window_seconds) || options.window_seconds < 0)
     throw Error("window must be positive, got " + format("%g", options.window_seconds));
-  window_ = options.window_seconds > 0 ? static_cast<std::size_t>(std::nearbyint(options.window_seconds * rate_))
-                                       : model_window_;
-  if (window_ < frame_ || window_ > model_window_) {
-    throw Error("window must be between one " + format("%g", frame_ * 1000.0 / rate_) +
-                " ms frame and the model's window (" + format("%g", static_cast<double>(model_window_) / rate_) +
-                " s), got " + format("%g", static_cast<double>(window_) / rate_) + " s");
+  m.window = options.window_seconds > 0 ? seconds_to_samples(options.window_seconds, m.rate) : m.model_window;
+  if (m.window < m.frame || m.window > m.model_window) {
+    throw Error("window must be between one " + format("%g", m.frame * 1000.0 / m.rate) +
+                " ms frame and the model's window (" + format("%g", static_cast<double>(m.model_window) / m.rate) +
+                " s), got " + format("%g", static_cast<double>(m.window) / m.rate) + " s");
   }
-  if (!std::isfinite(options.hop_seconds) || options.hop_seconds < 0)
-    throw Error("hop must be positive, got " + format("%g", options.hop_seconds));
-  hop_ = options.hop_seconds > 0 ? to_samples(options.hop_seconds, rate_) : window_;
+  m.hop = hop_length(options.hop_seconds, m.rate, m.window);
   if (options.batch_size < 1) throw Error("batch size must be positive, got 0");
-  batch_ = std::max<std::size_t>(1, std::min(options.batch_size, classifier.max_batch()));
+  m.batch = std::max<std::size_t>(1, std::min(options.batch_size, classifier.max_batch()));
 }
 
+StreamingClassifier::~StreamingClassifier() = default;
+StreamingClassifier::StreamingClassifier(StreamingClassifier&&) noexcept = default;
+StreamingClassifier& StreamingClassifier::operator=(StreamingClassifier&&) noexcept = default;
+
 template <typename T>
-std::vector<StreamWindow> StreamingClassifier::push_frames(const T* samples, std::size_t frames, int channels,
-                                                            float scale) {
-  if (closed_) throw AudioError(where_ + ": the stream was flushed; no more audio can be pushed");
-  if (channels < 1) throw AudioError(where_ + ": a chunk needs at least one channel, got " + std::to_string(channels));
-  if (channels_ == 0) {
-    channels_ = channels;
-  } else if (channels != channels_) {
-    throw AudioError(where_ + ": chunk has " + std::to_string(channels) + " channel(s), the stream has " +
-                     std::to_string(channels_) + " (at sample " + std::to_string(received_) + ")");
+std::vector<StreamWindow> StreamingClassifier::Impl::push(const T* samples, std::size_t frames, int chunk_channels,
+                                                          float scale) {
+  if (closed) throw AudioError(where + ": the stream was flushed; no more audio can be pushed");
+  if (chunk_channels < 1)
+    throw AudioError(where + ": a chunk needs at least one channel, got " + std::to_string(chunk_channels));
+  if (channels == 0) {
+    channels = chunk_channels;
+  } else if (chunk_channels != channels) {
+    throw AudioError(where + ": chunk has " + std::to_string(chunk_channels) + " channel(s), the stream has " +
+                     std::to_string(channels) + " (at sample " + std::to_string(received) + ")");
   }
   // Mono float32 as the Python input stage makes it: scale each sample to float32, then the
   // float32 mean over the channels (sum, then one division). A chunk with a bad sample is
   // refused whole, before anything is appended.
-  const std::size_t old_size = buf_.size();
-  buf_.resize(old_size + frames);
-  float* out = buf_.data() + old_size;
-  const auto c = static_cast<std::size_t>(channels);
+  const std::size_t old_size = buf.size();
+  buf.resize(old_size + frames);
+  float* out = buf.data() + old_size;
+  const auto c = static_cast<std::size_t>(chunk_channels);
   for (std::size_t i = 0; i < frames; ++i) {
-    const T* frame = samples + i * c;
-    float x = static_cast<float>(frame[0]) * scale;
+    const T* frame_samples = samples + i * c;
+    float x = static_cast<float>(frame_samples[0]) * scale;
     if (c > 1) {
-      for (std::size_t j = 1; j < c; ++j) x += static_cast<float>(frame[j]) * scale;
+      for (std::size_t j = 1; j < c; ++j) x += static_cast<float>(frame_samples[j]) * scale;
       x /= static_cast<float>(c);
     }
     if (!std::isfinite(x)) {
-      buf_.resize(old_size);
-      throw AudioError(where_ + ": audio contains NaN or infinite samples (first at sample " +
-                       std::to_string(received_ + i) + ")");
+      buf.resize(old_size);
+      throw AudioError(where + ": audio contains NaN or infinite samples (first at sample " +
+                       std::to_string(received + i) + ")");
     }
     out[i] = x;
   }
-  received_ += frames;
-  return advance();
+  received += frames;
+  return advance(false);
+}
+
+std::vector<StreamWindow> StreamingClassifier::Impl::flush() {
+  if (closed) throw AudioError(where + ": the stream was flushed; no more audio can be pushed");
+  closed = true;
+  check_audio_length(received, frame, rate, where);
+  enqueue_regular();
+  if (const auto last = closing_window(received, window, hop))  // end-aligned, or the one short window
+    pending.emplace_back(*last, window_end(*last, window, received));
+  std::vector<StreamWindow> out = advance(true);
+  std::vector<float>().swap(buf);  // closed: nothing more is needed
+  buf_off = 0;
+  buf_start = received;
+  return out;
 }
 
 std::vector<StreamWindow> StreamingClassifier::push(const float* samples, std::size_t frames, int channels) {
-  return push_frames(samples, frames, channels, 1.0f);
+  return impl_->push(samples, frames, channels, 1.0f);
 }
 
 std::vector<StreamWindow> StreamingClassifier::push(const std::int16_t* samples, std::size_t frames, int channels) {
-  return push_frames(samples, frames, channels, 1.0f / 32768.0f);  // exact: a power of two
+  return impl_->push(samples, frames, channels, 1.0f / 32768.0f);  // exact: a power of two
 }
 
-std::vector<StreamWindow> StreamingClassifier::advance() {
-  // Every regular window this chunk completed, scored a batch at a time: only one batch of
-  // windows is ever cut from the buffer.
-  std::vector<StreamWindow> out;
-  std::vector<std::pair<std::size_t, std::size_t>> spans;
-  while (regular_ * hop_ + window_ <= received_) {
-    const std::size_t s = regular_ * hop_;
-    spans.emplace_back(s, s + window_);
-    last_ = s;
-    ++regular_;
-    if (spans.size() == batch_) {
-      for (StreamWindow& w : score(spans)) out.push_back(std::move(w));
-      spans.clear();
-    }
-  }
-  if (!spans.empty())
-    for (StreamWindow& w : score(spans)) out.push_back(std::move(w));
-  trim();
-  return out;
-}
+std::vector<StreamWindow> StreamingClassifier::flush() { return impl_->flush(); }
 
-std::vector<StreamWindow> StreamingClassifier::flush() {
-  if (closed_) throw AudioError(where_ + ": the stream was flushed; no more audio can be pushed");
-  closed_ = true;
-  const std::size_t n = received_;
-  if (n == 0) throw AudioError(where_ + ": audio has no samples");
-  if (n < frame_) {
-    throw AudioError(where_ + ": audio is " + format("%.1f", n * 1000.0 / rate_) + " ms long, shorter than one " +
-                     format("%g", frame_ * 1000.0 / rate_) + " ms analysis frame");
-  }
-  std::vector<StreamWindow> out;
-  if (!last_) {
-    out = score({{0, n}});  // shorter than one window: one window, zero padded
-  } else if (*last_ + window_ < n) {
-    out = score({{n - window_, n}});  // audio left over: a last window ending at the end
-  }
-  std::vector<float>().swap(buf_);  // closed: nothing more is needed
-  buf_off_ = 0;
-  buf_start_ = received_;
-  return out;
-}
-
-std::vector<StreamWindow> StreamingClassifier::score(const std::vector<std::pair<std::size_t, std::size_t>>& spans) {
-  // Rows of the model's window, zero padded after each valid part (a window shorter than the
-  // model's is fed as a short clip is).
-  std::vector<float> rows(spans.size() * model_window_, 0.0f);
-  std::vector<std::int64_t> lengths(spans.size());
-  for (std::size_t r = 0; r < spans.size(); ++r) {
-    const auto [start, end] = spans[r];
-    const float* from = buf_.data() + buf_off_ + (start - buf_start_);
-    std::copy(from, from + (end - start), rows.begin() + static_cast<std::ptrdiff_t>(r * model_window_));
-    lengths[r] = static_cast<std::int64_t>(end - start);
-  }
-  const std::vector<float> scores = classifier_->scores(std::move(rows), std::move(lengths));
-  const std::size_t labels_n = scores.size() / spans.size();
-  std::vector<StreamWindow> out;
-  out.reserve(spans.size());
-  for (std::size_t r = 0; r < spans.size(); ++r) {
-    StreamWindow w;
-    w.index = emitted_++;
-    w.start_sample = spans[r].first;
-    w.end_sample = spans[r].second;
-    w.sample_rate = rate_;
-    w.scores.assign(scores.begin() + static_cast<std::ptrdiff_t>(r * labels_n),
-                    scores.begin() + static_cast<std::ptrdiff_t>((r + 1) * labels_n));
-    out.push_back(std::move(w));
-  }
-  return out;
-}
-
-void StreamingClassifier::trim() {
-  // Keep what a future window may need: from the next regular window's start, and always the
-  // last W samples (the end-aligned window of flush()).
-  const std::size_t keep = received_ >= window_ ? std::min(regular_ * hop_, received_ - window_) : 0;
-  if (keep <= buf_start_) return;
-  buf_off_ += keep - buf_start_;
-  buf_start_ = keep;
-  // Drop the dead prefix once it is as long as what is kept: amortised O(1) per sample, and the
-  // vector never holds more than twice the live samples plus one chunk.
-  if (buf_off_ >= buf_.size() - buf_off_) {
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(buf_off_));
-    buf_off_ = 0;
-  }
-}
+int StreamingClassifier::sample_rate() const { return impl_->rate; }
+std::size_t StreamingClassifier::window() const { return impl_->window; }
+std::size_t StreamingClassifier::hop() const { return impl_->hop; }
+std::size_t StreamingClassifier::batch_size() const { return impl_->batch; }
+std::size_t StreamingClassifier::num_samples() const { return impl_->received; }
+double StreamingClassifier::duration() const { return static_cast<double>(impl_->received) / impl_->rate; }
+std::size_t StreamingClassifier::windows() const { return impl_->emitted; }
+std::size_t StreamingClassifier::buffered() const { return impl_->received - impl_->buf_start; }
+bool StreamingClassifier::closed() const { return impl_->closed; }
 
 }  // namespace ast

@@ -22,6 +22,7 @@
 
 #include "ast/classifier.h"
 #include "ast/streaming.h"
+#include "ast/windows.h"
 
 namespace {
 
@@ -39,11 +40,6 @@ long rss_kib() {  // VmRSS of this process (Linux); -1 elsewhere
     status.ignore(1 << 12, '\n');
   }
   return -1;
-}
-
-// Regular windows a stream of n samples has completed: starts k*H with k*H + W <= n.
-std::size_t regular_windows(std::size_t n, std::size_t window, std::size_t hop) {
-  return n < window ? 0 : (n - window) / hop + 1;
 }
 
 json chunked_run(ast::Classifier& clf, const ast::StreamOptions& options, const std::vector<float>& x,
@@ -71,7 +67,7 @@ json chunked_run(ast::Classifier& clf, const ast::StreamOptions& options, const 
     ++chunks;
     max_chunk = std::max(max_chunk, n);
     max_buffered = std::max(max_buffered, stream.buffered());
-    eager = eager && windows.size() == regular_windows(pos, w, h);
+    eager = eager && windows.size() == ast::regular_window_count(pos, w, h);
   }
   for (ast::StreamWindow& win : stream.flush()) windows.push_back(std::move(win));
   std::string after_flush = "accepted";  // a chunk after flush() must be refused
@@ -82,11 +78,11 @@ json chunked_run(ast::Classifier& clf, const ast::StreamOptions& options, const 
   }
 
   bool same_spans = windows.size() == offline.starts.size();
+  const std::vector<std::size_t> ends = offline.ends();
   double worst = 0;
   for (std::size_t i = 0; same_spans && i < windows.size(); ++i) {
     const ast::StreamWindow& win = windows[i];
-    same_spans = win.index == i && win.start_sample == offline.starts[i] &&
-                 win.end_sample == std::min(offline.starts[i] + offline.window, offline.num_samples);
+    same_spans = win.index == i && win.start_sample == offline.starts[i] && win.end_sample == ends[i];
     for (std::size_t j = 0; same_spans && j < win.scores.size(); ++j)
       worst = std::max(worst, static_cast<double>(std::fabs(win.scores[j] - offline.scores[i][j])));
   }
@@ -119,15 +115,10 @@ json long_run(ast::Classifier& clf, const ast::StreamOptions& options, double se
       rss_after_first_minute = rss;
   }
   windows += stream.flush().size();
-  const std::size_t w = stream.window(), h = stream.hop();
-  std::size_t expected = 1;  // pipeline.window_starts: the regular windows plus the end-aligned one
-  if (total > w) {
-    const std::size_t regular = (total - w) / h + 1;
-    expected = regular + ((regular - 1) * h + w < total ? 1 : 0);
-  }
+  const std::size_t w = stream.window();
   return {{"seconds", static_cast<double>(total) / stream.sample_rate()},
           {"windows", windows},
-          {"expected_windows", expected},
+          {"expected_windows", ast::window_count(total, w, stream.hop())},
           {"max_buffered", max_buffered},
           {"window", w},
           {"chunk", chunk},

@@ -153,13 +153,13 @@ ordered_json to_json(const ast::Prediction& p, std::size_t k, ast::Aggregate agg
                    {"mean", static_cast<double>(s.mean)}, {"max", static_cast<double>(s.max)}});
   }
   ordered_json windows = ordered_json::array();
+  const std::vector<std::size_t> ends = p.ends();
   for (std::size_t w = 0; w < p.starts.size(); ++w) {
     ordered_json wtop = ordered_json::array();
     for (const ast::Score& s : p.window_top(w, k))
       wtop.push_back({{"index", s.index}, {"label", s.label}, {"score", static_cast<double>(s.score)}});
-    const std::size_t end = std::min(p.starts[w] + p.window, p.num_samples);
     windows.push_back({{"start", static_cast<double>(p.starts[w]) / p.sample_rate},
-                       {"end", static_cast<double>(end) / p.sample_rate},
+                       {"end", static_cast<double>(ends[w]) / p.sample_rate},
                        {"top", std::move(wtop)}});
   }
   return {{"source", p.source},

@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "ast/streaming.h"
+#include "ast/windows.h"
+#include "text.h"
 
 namespace ast_tool {
 
@@ -58,11 +60,7 @@ long parse_integer(const std::string& flag, const std::string& text) {
   return v;
 }
 
-std::string num(double v) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
+std::string num(double v) { return ast::detail::format("%g", v); }
 
 // SIGINT sets a flag (instead of ending the process inside a model call) while the stream runs.
 volatile std::sig_atomic_t g_stopped = 0;
@@ -187,7 +185,7 @@ int run_stream(ast::Classifier& clf, const std::string& model, std::size_t top_k
   const bool s16 = s.format == "s16le";
   const std::size_t sample_bytes = s16 ? 2 : 4, channels = static_cast<std::size_t>(s.channels);
   const std::size_t frame_bytes = sample_bytes * channels;
-  const auto frames = static_cast<std::size_t>(std::max(1.0, std::nearbyint(s.chunk * s.rate)));
+  const std::size_t frames = std::max<std::size_t>(1, ast::seconds_to_samples(s.chunk, static_cast<int>(s.rate)));
   std::vector<unsigned char> pending, block(frames * frame_bytes);
   std::vector<std::int16_t> pcm16;
   std::vector<float> pcm32;

@@ -10,8 +10,9 @@
 //
 // Behaviour mirrors the Python runtime (`ast_deploy.pipeline`): audio longer than the model's
 // window is cut into windows (hop = one window unless set; the last window ends exactly at the
-// end of the audio), a shorter clip is one zero-padded window, and scores (sigmoid or softmax
-// of the logits, per the manifest) are aggregated over windows by mean and max.
+// end of the audio; ast/windows.h), a shorter clip is one zero-padded window, and scores (sigmoid
+// or softmax of the logits, per the manifest) are aggregated over windows by mean and max.
+// predict() runs the stream of ast/streaming.h over the signal, as Python's predict does.
 //
 // Errors are exceptions derived from ast::Error, each naming the file and the problem.
 // A Classifier is not safe for concurrent use: give each thread its own.
@@ -98,6 +99,7 @@ struct Prediction {
   std::shared_ptr<const std::vector<std::string>> labels;
 
   double duration() const;  // seconds
+  std::vector<std::size_t> ends() const;  // where each window ends (exclusive): min(start + window, num_samples)
   std::vector<float> mean_scores() const;
   std::vector<float> max_scores() const;
   // The k best labels by the aggregate (ties: lower index first), best first.
@@ -148,14 +150,17 @@ class Classifier {
   // row's valid length) and their valid lengths -> batch x labels().size() logits, row-major.
   std::vector<float> logits(const std::vector<float>& windows, const std::vector<std::int64_t>& lengths);
   // The same call followed by the activation: batch x labels().size() scores, row-major. The one
-  // "score a batch of windows" step of predict() and of ast::StreamingClassifier (ast/streaming.h).
-  std::vector<float> scores(std::vector<float> windows, std::vector<std::int64_t> lengths);
+  // "score a batch of windows" step of ast::StreamingClassifier (ast/streaming.h), which predict()
+  // runs. `pad_to`: run at a batch of at least that many rows (the last row repeated, its scores
+  // dropped), as the artifact's minimum batch is.
+  std::vector<float> scores(std::vector<float> windows, std::vector<std::int64_t> lengths, std::size_t pad_to = 1);
 
   const std::vector<std::string>& labels() const;
   int sample_rate() const;
-  std::size_t window_samples() const;   // samples per window (the graph's fixed input length)
+  std::size_t window_samples() const;   // samples per window (the graph's fixed input length; the manifest's)
   std::size_t frame_samples() const;    // one analysis frame (25 ms): the shortest audio it takes
   std::size_t max_batch() const;        // largest batch the artifact takes
+  bool static_batch_shapes() const;     // the backend compiles one shape per batch size (OpenVINO)
   const std::string& activation() const;  // "sigmoid" or "softmax"
   const std::string& backend() const;
   const std::string& artifact_path() const;  // the artifact's primary file

@@ -13,13 +13,15 @@
 // The rules (which windows, when, what they score; how events are built) are those of
 // docs/streaming.md, which the Python runtime (ast_deploy.streaming, ast_deploy.events) follows
 // too: a stream fed a signal in chunks of any sizes gives the windows and scores of
-// Classifier::predict with the same hop. The C++ stream takes audio at the model's rate only (no
-// resampling). Memory: the samples of one window plus one chunk, however long the stream.
+// Classifier::predict with the same hop (predict() is this stream over the whole signal, as in
+// Python). The C++ stream takes audio at the model's rate only (no resampling). Memory: the samples
+// of one window plus one chunk, however long the stream. Where windows start: ast/windows.h.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,6 +37,11 @@ struct StreamOptions {
   double hop_seconds = 0;     // seconds between window starts; 0: one window (no overlap)
   double window_seconds = 0;  // 0: the model's window; else shorter, down to one analysis frame
   std::size_t batch_size = 8; // windows per graph call when a chunk completes several; capped by max_batch()
+  // true (live): every window is scored by the push that completes it. false (offline, what
+  // Classifier::predict runs): windows wait for a full batch, so that a signal's batches are the
+  // consecutive slices of its window list however it is pushed, and a last partial batch is padded
+  // to the full size on backends that compile one shape per batch size (Python's eager=False).
+  bool eager = true;
 };
 
 // One scored window: samples [start_sample, end_sample) of the stream.
@@ -50,13 +57,19 @@ struct StreamWindow {
 };
 
 // Windows of window() samples every hop() samples of a signal that arrives in chunks, scored by a
-// Classifier as soon as a chunk completes them. The classifier must outlive the stream, stay where
-// it is (not moved from) and not be used by another thread meanwhile. Errors: ast::Error for bad options, ast::AudioError for
-// bad samples (naming the stream-global sample index), a chunk after flush(), or too little audio.
+// Classifier as soon as a chunk completes them (or, with eager = false, a batch of them). The
+// classifier must outlive the stream, stay where it is (not moved from) and not be used by another
+// thread meanwhile. Errors: ast::Error for bad options, ast::AudioError for bad samples (naming the
+// stream-global sample index), a chunk after flush(), or too little audio.
 class StreamingClassifier {
  public:
   // `where` names the stream in error messages ("stdin", a device, a file).
   explicit StreamingClassifier(Classifier& classifier, StreamOptions options = {}, std::string where = "stream");
+  ~StreamingClassifier();
+  StreamingClassifier(StreamingClassifier&&) noexcept;
+  StreamingClassifier& operator=(StreamingClassifier&&) noexcept;
+  StreamingClassifier(const StreamingClassifier&) = delete;
+  StreamingClassifier& operator=(const StreamingClassifier&) = delete;
 
   // A chunk of `frames` interleaved frames of `channels` channels (averaged to mono) at
   // sample_rate(); the channel count is fixed by the first chunk. Returns the windows this chunk
@@ -71,35 +84,20 @@ class StreamingClassifier {
   // one analysis frame).
   std::vector<StreamWindow> flush();
 
-  int sample_rate() const { return rate_; }
-  std::size_t window() const { return window_; }        // W, samples
-  std::size_t hop() const { return hop_; }              // H, samples
-  std::size_t batch_size() const { return batch_; }
-  std::size_t num_samples() const { return received_; }  // N, mono samples received so far
-  double duration() const { return static_cast<double>(received_) / rate_; }
-  std::size_t windows() const { return emitted_; }      // windows returned so far
-  std::size_t buffered() const { return received_ - buf_start_; }  // samples held now: <= W + one chunk
-  bool closed() const { return closed_; }
+  int sample_rate() const;
+  std::size_t window() const;       // W, samples
+  std::size_t hop() const;          // H, samples
+  std::size_t batch_size() const;
+  std::size_t num_samples() const;  // N, mono samples received so far
+  double duration() const;
+  std::size_t windows() const;      // windows returned so far
+  // Samples held now: at most W + one chunk (eager), plus the windows of one partial batch (not eager).
+  std::size_t buffered() const;
+  bool closed() const;
 
  private:
-  template <typename T>
-  std::vector<StreamWindow> push_frames(const T* samples, std::size_t frames, int channels, float scale);
-  std::vector<StreamWindow> score(const std::vector<std::pair<std::size_t, std::size_t>>& spans);
-  std::vector<StreamWindow> advance();
-  void trim();
-
-  Classifier* classifier_;
-  std::string where_;
-  int rate_ = 0;
-  std::size_t model_window_ = 0, frame_ = 0, window_ = 0, hop_ = 0, batch_ = 1;
-  std::vector<float> buf_;      // buf_[buf_off_] is stream sample buf_start_
-  std::size_t buf_off_ = 0, buf_start_ = 0;
-  std::size_t received_ = 0;    // N
-  std::size_t regular_ = 0;     // k: regular windows (k*H) emitted
-  std::optional<std::size_t> last_;  // start of the last window emitted
-  std::size_t emitted_ = 0;
-  int channels_ = 0;            // 0 until the first chunk
-  bool closed_ = false;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // --- sound events -----------------------------------------------------------------------------
@@ -135,29 +133,22 @@ std::map<std::size_t, std::pair<double, double>> read_thresholds(const std::stri
 class EventTracker {
  public:
   EventTracker(std::vector<std::string> labels, const EventConfig& config, std::size_t hop, int sample_rate);
+  ~EventTracker();
+  EventTracker(EventTracker&&) noexcept;
+  EventTracker& operator=(EventTracker&&) noexcept;
+  EventTracker(const EventTracker&) = delete;
+  EventTracker& operator=(const EventTracker&) = delete;
 
   std::vector<Event> update(std::size_t start_sample, std::size_t end_sample, const std::vector<float>& scores);
   std::vector<Event> update(const StreamWindow& w) { return update(w.start_sample, w.end_sample, w.scores); }
   std::vector<Event> flush();
 
-  double on_threshold(std::size_t label) const { return on_.at(label); }
-  double off_threshold(std::size_t label) const { return off_.at(label); }
+  double on_threshold(std::size_t label) const;
+  double off_threshold(std::size_t label) const;
 
  private:
-  struct Span {
-    std::int64_t a2 = 0, b2 = 0;  // half samples
-    double peak = 0;
-  };
-  void emit(std::size_t label, const Span& e, std::vector<Event>& out) const;
-  void close(std::size_t label);
-
-  std::vector<std::string> labels_;
-  std::vector<double> on_, off_;
-  double min_duration_ = 0, merge_gap_ = 0;
-  std::int64_t hop_ = 1;
-  double rate2_ = 2;  // half samples per second
-  std::vector<std::optional<Span>> cur_, pend_;  // the open raw event; the closed one not yet final
-  bool closed_ = false;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace ast
