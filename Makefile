@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make quickstart   generate a small spoken-keyword set, train, export, check parity, benchmark, predict
 #   make test         run the test suite (what CI runs through .ci/run)
+#   make test-fast    the same without the tests marked slow (compiles, training, hour-long audio): minutes
 # Everything lives in .venv; torch is pinned explicitly because a bare "torch" requirement lets
 # pip pull a multi-GB CUDA build where a CPU wheel is wanted.
 
@@ -12,7 +13,7 @@ PIP           := $(PY) -m pip --disable-pip-version-check
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PKGS   := espeak-ng nlohmann-json3-dev cmake g++
 
-.PHONY: setup system-deps test quickstart lint clean
+.PHONY: setup system-deps test test-fast quickstart lint clean
 
 setup: $(VENV)/.installed
 
@@ -33,10 +34,17 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	$(PIP) install -q --no-deps nvidia-pytriton==0.7.0
 	touch $@
 
+# --durations: the slowest tests of the run, in its report
 test: setup
 	$(VENV)/bin/ruff check ast_deploy training benchmarks tests
 	$(VENV)/bin/ruff format --check ast_deploy training benchmarks tests
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
+
+# Leaves out the tests marked slow (tests/conftest.py says which): under 3 minutes on 2 cores.
+test-fast: setup
+	$(VENV)/bin/ruff check ast_deploy training benchmarks tests
+	$(VENV)/bin/ruff format --check ast_deploy training benchmarks tests
+	$(PY) -m pytest -q -m "not slow" --durations=25
 
 quickstart: setup
 	$(VENV)/bin/ast-deploy quickstart --out runs/quickstart

@@ -13,11 +13,11 @@ import torch
 
 from .checkpoints import Checkpoint, load_checkpoint
 from .errors import InputError, UnavailableError
-from .export.manifest import find_artifact, read_manifest, verify_artifact
+from .export.manifest import find_artifact, output_names, read_manifest, verify_artifact
 from .frontend import FrontEndConfig, KaldiFbank
 from .pipeline import Classifier
 from .runtime import registry
-from .runtime.base import Backend, InputSpec
+from .runtime.base import EMBEDDING_NAME, Backend, InputSpec, no_embedding
 from .runtime.pytorch import open_pytorch_backend
 
 
@@ -50,6 +50,21 @@ class ArtifactDir:
             i["batch"]["min"],
             i["batch"]["max"],
         )
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The artifacts' graph outputs: ``("logits", "embedding")``, or ``("logits",)`` for a directory
+        exported before embeddings (the manifest's ``outputs``)."""
+        return tuple(output_names(self.manifest))
+
+    def embedding_unavailable(self, name: str) -> str | None:
+        """Why backend ``name`` cannot give embeddings here (an artifact exported before them), or ``None``.
+        The PyTorch backends run the reference weights, which always can; a served model (``triton``)
+        says so itself when opened (its config's outputs)."""
+        entry = registry.get(name)
+        if not entry.runs_artifact or EMBEDDING_NAME in self.outputs:
+            return None
+        return f"{self.path}: {no_embedding(name)}"
 
     def artifact_names(self) -> list[str]:
         return [a["name"] for a in self.manifest["artifacts"]]
@@ -103,6 +118,7 @@ class ArtifactDir:
         path = verify_artifact(self.path, artifact)
         backend = registry.module(entry).open_artifact(entry, path, self.spec, device, threads, artifact)
         backend.name, backend.precision = name, entry.precision_of(artifact)
+        backend.outputs = self.outputs  # the manifest says which outputs the graph has
         return backend
 
     def default_backend(self, device: str | torch.device = "cpu") -> str:

@@ -7,7 +7,8 @@ weights load by stripping a prefix; the Hugging Face layout is a key table in
 ``checkpoints/huggingface.py``.
 
 Input: normalised log-mel filter bank ``(batch, frames, mel_bins)``; output: logits
-``(batch, num_labels)``. The activation that turns logits into scores (sigmoid for multi-label,
+``(batch, num_labels)``; :meth:`ASTModel.forward_outputs` also returns the clip embedding
+``(batch, embed_dim)`` that the head reads (:data:`EMBEDDING_DEFINITION`). The activation that turns logits into scores (sigmoid for multi-label,
 softmax for single-label tasks) is part of the configuration, applied by :meth:`ASTModel.scores`.
 """
 
@@ -23,6 +24,17 @@ import torch.nn.functional as F
 from torch import nn
 
 Activation = Literal["sigmoid", "softmax"]
+
+# The outputs of every exported graph, by tensor name, in order (artifacts exported before embeddings
+# answer the first alone).
+OUTPUT_NAMES = ("logits", "embedding")
+# The clip embedding: what the classifier head reads (recorded in every manifest, docs/predict.md).
+EMBEDDING_DEFINITION = (
+    "the mean of the [cls] and distillation tokens after the transformer's final LayerNorm, "
+    "(x[:, 0] + x[:, 1]) / 2, as the authors' model pools them: the input of the classifier head "
+    "(whose own LayerNorm and Linear give the logits); one vector of embed_dim floats per window, "
+    "a file's embedding is the mean over its windows"
+)
 
 # DeiT widths: name -> (embed_dim, num_heads). Depth is 12 for all released models.
 MODEL_SIZES: dict[str, tuple[int, int]] = {
@@ -207,7 +219,8 @@ class ASTModel(nn.Module):
         nn.init.trunc_normal_(w, std=math.sqrt(1.0 / w[0].numel()))
 
     def forward_features(self, fbank: torch.Tensor) -> torch.Tensor:
-        """(B, T, F) normalised fbank -> pooled token (B, D)."""
+        """(B, T, F) normalised fbank -> the clip embedding (B, D): the [cls] and distillation tokens
+        after the final LayerNorm, averaged (:data:`EMBEDDING_DEFINITION`), which the head reads."""
         x = self.patch_embed(fbank)
         tokens = torch.cat([self.cls_token, self.dist_token], dim=1).expand(x.shape[0], -1, -1)
         x = torch.cat([tokens, x], dim=1) + self.pos_embed
@@ -218,6 +231,11 @@ class ASTModel(nn.Module):
 
     def forward(self, fbank: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(fbank))
+
+    def forward_outputs(self, fbank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (B, labels), embedding (B, D)) of one pass: the two outputs of every exported graph."""
+        embedding = self.forward_features(fbank)
+        return self.head(embedding), embedding
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return apply_activation(logits, self.config.activation)

@@ -19,11 +19,13 @@ For predict/stream/batch (docs/decisions.md, "Roll-up")::
 
     rollup = rollup_for(clf.labels, "1")          # once per model; InputError for own label sets
     rollup.to_json(prediction.mean_scores)        # [{"label", "mid", "score"}, ...] best first
-    rollup.apply(prediction.window_scores)        # (windows, parents) scores, e.g. for events
+    rollup.apply(prediction.window_scores)        # (windows, parents) scores
+    rollup.prediction(prediction)                 # a Prediction of the parents: events of parents
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
@@ -248,6 +250,19 @@ class Rollup:
         rolled = self.apply(np.asarray(scores)[None, :])[0]
         order = np.argsort(-rolled, kind="stable")[: top_k or len(rolled)]
         return [{"label": self.labels[j], "mid": self.mids[j], "score": float(rolled[j])} for j in order]
+
+    def prediction(self, prediction):
+        """A :class:`~ast_deploy.pipeline.Prediction` of the parents: the same windows, the parents'
+        names as labels, the window scores rolled up. Its events are the parents' events."""
+        return dataclasses.replace(
+            prediction, labels=list(self.labels), window_scores=self.apply(prediction.window_scores)
+        )
+
+    def event_json(self, event) -> dict:
+        """A parent's :class:`~ast_deploy.events.Event` as JSON: ``label``, ``mid`` (its ontology id),
+        ``index`` (its place among the parents), ``onset``, ``offset``, ``peak``."""
+        doc = event.to_json()
+        return {"label": doc.pop("label"), "mid": self.mids[event.index], **doc}
 
 
 @functools.lru_cache(maxsize=32)

@@ -5,6 +5,10 @@ window is aligned to the end of the audio); each window's scores are aggregated 
 A clip shorter than the window is zero padded in the feature domain, as in training. Files and
 arrays go through the stream of :mod:`.streaming` (decoded, resampled, cut and scored one block and
 one batch at a time); :mod:`.windows` holds the rule it follows (docs/streaming.md).
+
+With ``embeddings=True`` each window also gets its clip embedding (what the classifier head reads:
+:data:`ast_deploy.model.EMBEDDING_DEFINITION`), from the same model call as its scores, and a file's
+embedding is their mean over windows.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 from .audio import check_rate
 from .frontend import FrontEndConfig, KaldiFbank
 from .model import apply_activation
-from .runtime.base import Backend
+from .runtime.base import Backend, Outputs
 from .streaming import AudioStream, score_array, score_file
 from .windows import hop_samples, window_ends, window_in_samples, window_length
 
@@ -42,6 +46,12 @@ class Prediction:
     window: int
     labels: list[str] = field(repr=False)
     window_scores: np.ndarray = field(repr=False)  # (windows, labels)
+    window_embeddings: np.ndarray | None = field(default=None, repr=False)  # (windows, embed_dim), when asked
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        """The file's clip embedding: the mean of its windows' (float32), or ``None`` when not computed."""
+        return None if self.window_embeddings is None else self.window_embeddings.mean(axis=0)
 
     @property
     def duration(self) -> float:
@@ -75,22 +85,22 @@ class Prediction:
         ]
 
     def to_json(self, k: int = 5, aggregate: str = "mean") -> dict:
+        """The file and its timeline of windows; with embeddings, ``embedding`` after each ``top``
+        (the file's: the mean over windows)."""
         timeline = []
-        for start, end, scores in zip(self.starts, self.ends, self.window_scores, strict=False):
-            timeline.append(
-                {
-                    "start": start / self.sample_rate,
-                    "end": end / self.sample_rate,
-                    "top": top_scores(scores, self.labels, k),
-                }
-            )
-        return {
-            "source": self.source,
-            "duration": self.duration,
-            "aggregate": aggregate,
-            "top": self.top(k, aggregate),
-            "windows": timeline,
-        }
+        for i, (start, end, scores) in enumerate(zip(self.starts, self.ends, self.window_scores, strict=False)):
+            window = {
+                "start": start / self.sample_rate,
+                "end": end / self.sample_rate,
+                "top": top_scores(scores, self.labels, k),
+            }
+            if self.window_embeddings is not None:
+                window["embedding"] = self.window_embeddings[i].tolist()
+            timeline.append(window)
+        out = {"source": self.source, "duration": self.duration, "aggregate": aggregate, "top": self.top(k, aggregate)}
+        if self.window_embeddings is not None:
+            out["embedding"] = self.embedding.tolist()
+        return {**out, "windows": timeline}
 
 
 class Classifier:
@@ -119,21 +129,42 @@ class Classifier:
     def static_batch_shapes(self) -> bool:
         return self.backend.static_batch_shapes
 
-    def logits(self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1) -> torch.Tensor:
-        """Logits of windows (B, window) with valid lengths (B,); ``pad_to``: run at least that batch
-        size (:meth:`~ast_deploy.runtime.base.Backend.run_padded`)."""
+    @property
+    def has_embedding(self) -> bool:
+        """Whether the model gives clip embeddings (every checkpoint and artifact exported since they were)."""
+        return self.backend.has_embedding
+
+    def check_embedding(self) -> None:
+        """One :class:`~ast_deploy.errors.InputError` line where the model has no embedding output."""
+        self.backend.check_embedding()
+
+    def run(self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1, embedding: bool = False) -> Outputs:
+        """The backend's outputs of windows (B, window) with valid lengths (B,): logits, and with ``embedding``
+        the clip embeddings; ``pad_to``: run at least that batch size (:meth:`~ast_deploy.runtime.base.Backend.run`)."""
         x = torch.from_numpy(windows)
         n = torch.from_numpy(lengths)
         if self.frontend is not None:
             with torch.inference_mode():
                 x = self.frontend(x.to(self.backend.device), n.to(self.backend.device))
-            return self.backend.run_padded(x, None, pad_to)
-        return self.backend.run_padded(x, n, pad_to)
+            return self.backend.run(x, None, embedding, pad_to)
+        return self.backend.run(x, n, embedding, pad_to)
+
+    def logits(self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1) -> torch.Tensor:
+        """Logits of windows (B, window) with valid lengths (B,) (:meth:`run`)."""
+        return self.run(windows, lengths, pad_to).logits
 
     def score_batch(self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1) -> np.ndarray:
         """Scores (activation of the logits) of one batch of windows (B, window) with valid lengths (B,)."""
-        logits = self.logits(windows, lengths, pad_to)
-        return apply_activation(logits.float(), self.activation).cpu().numpy()
+        return self.outputs(windows, lengths, pad_to, embedding=False)[0]
+
+    def outputs(
+        self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1, embedding: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores (B, labels), clip embeddings (B, embed_dim) float32 or ``None`` without ``embedding``) of one
+        batch of windows: one model call. Embeddings from a model without them are an InputError."""
+        out = self.run(windows, lengths, pad_to, embedding)
+        scores = apply_activation(out.logits.float(), self.activation).cpu().numpy()
+        return scores, None if out.embedding is None else out.embedding.float().cpu().numpy()
 
     def stream(
         self,
@@ -141,12 +172,16 @@ class Classifier:
         window: float | None = None,
         sample_rate: int | None = None,
         batch_size: int = 8,
+        embeddings: bool = False,
     ) -> AudioStream:
         """A live stream: ``push(chunk)`` returns the windows each chunk completes, ``flush()`` ends it.
 
         ``hop`` and ``window`` in seconds (default: the model's window, and hop = window);
-        ``sample_rate``: the rate of the pushed audio (default: the model's; others are resampled).
+        ``sample_rate``: the rate of the pushed audio (default: the model's; others are resampled);
+        ``embeddings``: each window carries its clip embedding too.
         """
+        if embeddings:
+            self.check_embedding()
         return AudioStream(
             self,
             hop_samples(hop, self.sample_rate),
@@ -154,6 +189,7 @@ class Classifier:
             sample_rate,
             batch_size=batch_size,
             eager=True,
+            embeddings=embeddings,
         )
 
     def scores(self, samples: np.ndarray, hop: int | None = None, batch_size: int = 8) -> tuple[np.ndarray, list[int]]:
@@ -171,9 +207,14 @@ class Classifier:
         hop_seconds: float | None = None,
         batch_size: int = 8,
         progress: Callable[[str, int, int], None] | None = None,
+        embeddings: bool = False,
     ) -> list[Prediction]:
         """Predictions for files or ``(samples, rate)`` arrays, each streamed through the model one
-        block and one batch at a time. ``progress(source, windows done, windows expected)``."""
+        block and one batch at a time. ``progress(source, windows done, windows expected)``.
+        ``embeddings``: each prediction also holds its windows' clip embeddings (``window_embeddings``)
+        and their mean (``embedding``); a model without them is one InputError, before any audio is read."""
+        if embeddings:
+            self.check_embedding()
         if isinstance(inputs, (str, Path, tuple)):
             inputs = [inputs]
         hop = hop_samples(hop_seconds, self.sample_rate)
@@ -184,14 +225,17 @@ class Classifier:
             if isinstance(item, tuple):
                 samples, rate = item
                 check_rate(rate, source)
-                scored = score_array(self, samples, rate, hop, batch_size, where=source, progress=report)
+                scored = score_array(
+                    self, samples, rate, hop, batch_size, where=source, progress=report, embeddings=embeddings
+                )
             else:
-                scored = score_file(self, item, hop, batch_size, progress=report)
+                scored = score_file(self, item, hop, batch_size, progress=report, embeddings=embeddings)
             results.append(
                 Prediction(
-                    source, self.sample_rate, scored.num_samples, scored.starts, self.window, self.labels, scored.scores
+                    source, self.sample_rate, scored.num_samples, scored.starts, self.window, self.labels,
+                    scored.scores, scored.embeddings,
                 )
-            )
+            )  # fmt: skip
         return results
 
     def close(self) -> None:

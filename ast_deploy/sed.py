@@ -553,21 +553,24 @@ def model_estimates(
     batch_size: int = 8,
     progress: Callable[[str, int, int], None] | None = None,
     predictions: list | None = None,
+    rollup=None,
 ) -> tuple[Estimates, list]:
     """Run ``clf`` over ``audio`` (or take its ``predictions``) and return the events it detects with
-    ``event_config``, the files' durations and the window scores (for PSDS), keyed by source."""
+    ``event_config``, the files' durations and the window scores (for PSDS), keyed by source. With
+    ``rollup`` (:class:`~ast_deploy.ontology.Rollup`), the events and scores are the parents'."""
     from .events import prediction_events
 
     if predictions is None:
         predictions = clf.predict(list(audio), hop_seconds=hop_seconds, batch_size=batch_size, progress=progress)
     events, peaks, durations, scores = {}, {}, {}, {}
-    for p in predictions:
+    for p in predictions if rollup is None else [rollup.prediction(p) for p in predictions]:
         found = prediction_events(p, event_config, hop_seconds)
         events[p.source] = [(e.onset, e.offset, e.label) for e in found]
         peaks[p.source] = [e.peak for e in found]
         durations[p.source] = p.duration
         scores[p.source] = prediction_score_frame(p, hop_seconds, p.labels)
-    return Estimates(events, durations, peaks, scores, list(predictions[0].labels), "model"), predictions
+    labels = list(predictions[0].labels if rollup is None else rollup.labels)
+    return Estimates(events, durations, peaks, scores, labels, "model"), predictions
 
 
 def rekey(estimates: Estimates, mapping: Mapping[str, str]) -> Estimates:

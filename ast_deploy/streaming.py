@@ -54,6 +54,11 @@ class WindowScorer(Protocol):
 
     def score_batch(self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1) -> np.ndarray: ...
 
+    # Scores and clip embeddings of one batch; called only by streams asked for embeddings.
+    def outputs(
+        self, windows: np.ndarray, lengths: np.ndarray, pad_to: int = 1, embedding: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]: ...
+
 
 @dataclass
 class StreamWindow:
@@ -64,6 +69,7 @@ class StreamWindow:
     end_sample: int
     sample_rate: int
     scores: np.ndarray = field(repr=False)  # float32 (labels,): the model's activation of its logits
+    embedding: np.ndarray | None = field(default=None, repr=False)  # float32 (embed_dim,) when asked for
 
     @property
     def start(self) -> float:
@@ -79,7 +85,8 @@ class AudioStream:
 
     ``eager=True`` (live use) scores every window as soon as a chunk completes it; ``eager=False``
     (offline) holds windows until a full batch is ready, so that batches are the same consecutive
-    slices of the window list as when the whole file was windowed at once.
+    slices of the window list as when the whole file was windowed at once. ``embeddings=True``: each
+    window also carries its clip embedding (from the same model call).
     """
 
     def __init__(
@@ -91,9 +98,11 @@ class AudioStream:
         batch_size: int = 8,
         where: str = "stream",
         eager: bool = True,
+        embeddings: bool = False,
     ):
         self.classifier = classifier
         self.where = where
+        self.embeddings = embeddings
         self.sample_rate = classifier.sample_rate
         self.input_rate = self.sample_rate if sample_rate is None else check_rate(sample_rate, where)
         self.model_window = classifier.window
@@ -215,10 +224,15 @@ class AudioStream:
         # fed as a short clip is).
         pieces = [self._buf[start - self._buf_start : end - self._buf_start] for start, end in batch]
         windows, lengths = pack_windows(pieces, self.model_window)
-        scores = self.classifier.score_batch(windows, lengths, pad_to)
+        if self.embeddings:
+            scores, embeds = self.classifier.outputs(windows, lengths, pad_to)
+        else:
+            scores, embeds = self.classifier.score_batch(windows, lengths, pad_to), None
         out = []
-        for (start, end), row in zip(batch, scores, strict=True):
-            out.append(StreamWindow(self._scored, start, end, self.sample_rate, row))
+        for i, ((start, end), row) in enumerate(zip(batch, scores, strict=True)):
+            out.append(
+                StreamWindow(self._scored, start, end, self.sample_rate, row, None if embeds is None else embeds[i])
+            )
             self._scored += 1
         return out
 
@@ -244,6 +258,7 @@ class Scored:
     scores: np.ndarray  # (windows, labels) float32
     starts: list[int]
     num_samples: int
+    embeddings: np.ndarray | None = None  # (windows, embed_dim) float32, when asked for
 
 
 def _block_frames(stream: AudioStream, input_rate: int) -> int:
@@ -257,19 +272,28 @@ def _collect(stream: AudioStream, blocks, expected: int, progress: ProgressCallb
     # kept as rows of each batch's result: those rows kept every batch's small score tensor alive,
     # scattered among the large buffers freed in between, and glibc could neither reuse nor return that
     # heap (peak RSS +340 MiB from 10 to 60 minutes of audio on a 10-label model at a 0.25 s hop).
+    # Embeddings (when the stream computes them) are kept the same way, in a second array.
     scores = np.empty((0, 0), np.float32)
+    embeds = np.empty((0, 0), np.float32) if stream.embeddings else None
     starts: list[int] = []
 
+    def grow(array: np.ndarray, done: int, rows: int, width: int) -> np.ndarray:
+        grown = np.empty((max(expected, 2 * len(array), done + rows), width), np.float32)
+        if done:
+            grown[:done] = array[:done]
+        return grown
+
     def take(windows: list[StreamWindow]) -> None:
-        nonlocal scores
+        nonlocal scores, embeds
         done = len(starts)
         if done + len(windows) > len(scores):
-            grown = np.empty((max(expected, 2 * len(scores), done + len(windows)), len(windows[0].scores)), np.float32)
-            if done:
-                grown[:done] = scores[:done]
-            scores = grown
+            scores = grow(scores, done, len(windows), len(windows[0].scores))
+            if embeds is not None:
+                embeds = grow(embeds, done, len(windows), len(windows[0].embedding))
         for row, w in enumerate(windows, done):
             scores[row] = w.scores
+            if embeds is not None:
+                embeds[row] = w.embedding
             starts.append(w.start_sample)
         if windows and progress is not None:
             progress(len(starts), max(expected, len(starts)))
@@ -278,7 +302,11 @@ def _collect(stream: AudioStream, blocks, expected: int, progress: ProgressCallb
         take(stream.push(block))
     take(stream.flush())
     n = len(starts)
-    return Scored(scores if n == len(scores) else scores[:n].copy(), starts, stream.num_samples)
+
+    def trimmed(array: np.ndarray | None) -> np.ndarray | None:
+        return array if array is None or n == len(array) else array[:n].copy()
+
+    return Scored(trimmed(scores), starts, stream.num_samples, trimmed(embeds))
 
 
 def expected_windows(stream: AudioStream, input_frames: int) -> int:
@@ -293,11 +321,16 @@ def score_file(
     hop: int | None = None,
     batch_size: int = 8,
     progress: ProgressCallback | None = None,
+    embeddings: bool = False,
 ) -> Scored:
-    """Per-window scores of a sound file, decoded block by block (never held whole)."""
+    """Per-window scores (and with ``embeddings`` clip embeddings) of a sound file, decoded block by block
+    (never held whole)."""
     where = str(path)
     with open_audio(path) as f:
-        stream = AudioStream(classifier, hop, sample_rate=f.samplerate, batch_size=batch_size, where=where, eager=False)
+        stream = AudioStream(
+            classifier, hop, sample_rate=f.samplerate, batch_size=batch_size, where=where, eager=False,
+            embeddings=embeddings,
+        )  # fmt: skip
         frames = f.frames if f.frames > 0 else 0
         return _collect(
             stream,
@@ -315,11 +348,14 @@ def score_array(
     batch_size: int = 8,
     where: str = "<array>",
     progress: ProgressCallback | None = None,
+    embeddings: bool = False,
 ) -> Scored:
-    """Per-window scores of an in-memory signal ((N,) or (N, channels)), fed as views block by block:
-    neither the array nor its windows are copied whole."""
+    """Per-window scores (and with ``embeddings`` clip embeddings) of an in-memory signal ((N,) or
+    (N, channels)), fed as views block by block: neither the array nor its windows are copied whole."""
     x = np.asarray(samples)
-    stream = AudioStream(classifier, hop, sample_rate=sample_rate, batch_size=batch_size, where=where, eager=False)
+    stream = AudioStream(
+        classifier, hop, sample_rate=sample_rate, batch_size=batch_size, where=where, eager=False, embeddings=embeddings
+    )
     if x.dtype.kind in "fiu" and x.ndim in (1, 2) and x.shape[0] == 0:
         raise InputError(f"{where}: audio has no samples")
     if x.ndim not in (1, 2):  # let the stream name the problem

@@ -100,9 +100,10 @@ def openvino_outputs(path: str, feeds: dict, config: dict, layers: bool | None) 
     request.infer(feeds)
     out = {}
     roles = matmul_roles(model, matmuls)
-    for i, op in enumerate(matmuls, 1):
+    first = len(model.outputs) - len(matmuls)  # the graph's own outputs (logits, embedding) come first
+    for i, op in enumerate(matmuls, first):
         out[roles[op.get_friendly_name()]] = request.get_output_tensor(i).data.copy()
-    out["logits"] = request.get_output_tensor(0).data.copy()
+    out["logits"] = request.get_tensor("logits").data.copy()
     return out
 
 
@@ -261,7 +262,7 @@ def onnx_part(artifacts, sets, references, qemu: str | None, work: Path) -> list
 
 
 def speed(checkpoint: Path, work: Path, iterations: int) -> list[dict]:
-    """Batch-1 latency here of each OpenVINO scheme (f32 and bf16 hints) and ONNX Runtime weight encoding."""
+    """Batch-1 latency here of each OpenVINO scheme and change alone (f32 and bf16 hints) and ONNX Runtime weight encoding."""
     import onnxruntime as ort
     import openvino as ov
     import torch
@@ -293,7 +294,7 @@ def speed(checkpoint: Path, work: Path, iterations: int) -> list[dict]:
 
     core = ov.Core()
     irs = {"openvino fp32": out / "model.xml"}
-    for label, ir in quantized_irs(out / "model.xml", graph, [SCHEME_1_LABEL, SCHEME_2_LABEL], work, "speed").items():
+    for label, ir in quantized_irs(out / "model.xml", graph, list(schemes()), work, "speed").items():
         irs[f"openvino-int8 {label}"] = ir
     hints = ["f32", "bf16"] if cpu_info().bf16 else ["f32"]
     for name, ir in irs.items():
@@ -364,10 +365,32 @@ def markdown(doc: dict) -> str:
             f"| {row['weights']} | {row['where']} | {cell(row['parity signals'])} | {cell(row['hard signals'])} |"
         )
     if doc.get("speed"):
-        lines += ["", f"## Speed here, batch 1 (`{doc['speed_checkpoint']}`, fbank input)", ""]
-        lines += ["| backend | precision hint | p50 ms |", "| --- | --- | ---: |"]
-        lines += [f"| {r['backend']} | {r['hint']} | {r['p50_ms']:,.0f} |" for r in doc["speed"]]
+        lines += ["", *speed_lines(doc)]
     return "\n".join(lines) + "\n"
+
+
+def speed_lines(doc: dict) -> list[str]:
+    lines = [f"## Speed here, batch 1 (`{doc['speed_checkpoint']}`, fbank input)", ""]
+    lines += ["| backend | precision hint | p50 ms |", "| --- | --- | ---: |"]
+    return lines + [f"| {r['backend']} | {r['hint']} | {r['p50_ms']:,.0f} |" for r in doc["speed"]]
+
+
+def speed_markdown(doc: dict) -> str:
+    """``--speed-only``: the timings alone, from a run on an otherwise idle machine."""
+    head = [
+        f"# Int8 schemes: speed ({doc['machine']})",
+        "",
+        f"- **CPU**: {doc['environment']['cpu']['model']} ({doc['cpu']['isa']}, "
+        f"{', '.join(doc['environment']['cpu']['flags'] or [])}), {torch_threads(doc)} threads",
+        f"- **Command**: `{doc['environment']['command']}`",
+        f"- **Iterations**: {doc['iterations']} after 2 warm-up calls; p50 of each",
+        "",
+    ]
+    return "\n".join(head + speed_lines(doc)) + "\n"
+
+
+def torch_threads(doc: dict) -> int:
+    return doc["environment"]["torch_threads"]
 
 
 def plot(doc: dict, path: Path) -> None:
@@ -394,6 +417,22 @@ def plot(doc: dict, path: Path) -> None:
     report.save_figure(fig, path)
 
 
+def speed_plot(doc: dict, path: Path) -> None:
+    from ast_deploy.bench import report
+
+    plt = report.pyplot()
+    rows = doc["speed"]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.2))
+    names = [f"{r['backend']} ({r['hint']})" if r["hint"] != "-" else r["backend"] for r in rows]
+    ax.barh(np.arange(len(rows)), [r["p50_ms"] for r in rows], color="tab:blue")
+    ax.set_yticks(np.arange(len(rows)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("p50 ms per call, batch 1")
+    ax.set_title(f"Int8 schemes on {doc['machine']} ({doc['speed_checkpoint']})", fontsize=9)
+    fig.tight_layout()
+    report.save_figure(fig, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -406,6 +445,11 @@ def main() -> None:
     parser.add_argument("--speed-checkpoint", type=Path, help="time the schemes on this model (e.g. AST-base)")
     parser.add_argument("--iterations", type=int, default=7)
     parser.add_argument("--out", type=Path, help="default: benchmarks/results/<machine>/cpu_isa")
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only time the schemes on --speed-checkpoint (run it on an idle machine), into speed.{json,md}",
+    )
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker)
@@ -422,6 +466,21 @@ def main() -> None:
         raise SystemExit("--qemu needs qemu-x86_64 (Debian: apt-get install qemu-user)")
     env = environment.collect()
     out = args.out or REPO / "benchmarks" / "results" / environment.machine_name(env) / "cpu_isa"
+    if args.speed_only:
+        if not args.speed_checkpoint:
+            raise SystemExit("--speed-only needs --speed-checkpoint")
+        with tempfile.TemporaryDirectory() as tmp:
+            doc = {
+                "machine": environment.machine_name(env),
+                "environment": env,
+                "cpu": cpu_info().to_dict(),
+                "speed_checkpoint": str(args.speed_checkpoint),
+                "iterations": args.iterations,
+                "speed": speed(args.speed_checkpoint, Path(tmp), args.iterations),
+            }
+        for path in report.write_outputs(out / "speed", doc, speed_markdown(doc), speed_plot):
+            print(path)
+        return
     classes = ["native"] + [
         c for c in args.classes.split(",") if c in reachable_classes() and c != cpu_info().isa_class
     ]

@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ast_deploy
     from ast_deploy import sed
-    from training import soundscapes
+    from ast_deploy_training import soundscapes
 
     torch.set_num_threads(2)
     command = ["python", "benchmarks/event_thresholds.py", *(argv if argv is not None else sys.argv[1:])]
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "labels": clf.labels,
         "hop": args.hop,
         "data": {
-            "generator": "training.soundscapes",
+            "generator": "ast_deploy_training.soundscapes",
             "seed": args.seed,
             "scapes_per_split": args.scapes,
             "duration": args.duration,

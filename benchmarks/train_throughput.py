@@ -3,8 +3,8 @@
     python benchmarks/train_throughput.py                       # CPU: the quickstart and tiny presets
     python benchmarks/train_throughput.py --preset base-1024 --device cuda --precision bf16 fp16
 
-The model step is exactly the loop's (``training.train``: autocast forward, float32 loss, grad
-scaler, Adam) on random fbank batches. The data pipeline is ``training.data.AudioDataset`` with
+The model step is exactly the loop's (``ast_deploy_training.train``: autocast forward, float32 loss, grad
+scaler, Adam) on random fbank batches. The data pipeline is ``ast_deploy_training.data.AudioDataset`` with
 the recipe's augmentation through a DataLoader with N workers on generated audio files: when its
 clips/s exceed the model's, the model bounds the step time. Results go to
 ``benchmarks/results/train_throughput_<machine>.{json,md}``.
@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ast_deploy.frontend import FrontEndConfig
 from ast_deploy.manifests import Example
 from ast_deploy.model import ASTConfig, ASTModel
-from training.augment import AugmentConfig
-from training.config import TrainConfig
-from training.data import AudioDataset, EpochSampler, make_loader
-from training.evaluate import autocast
-from training.train import build_optimizer, cpu_supports_bf16, loss_function
+from ast_deploy_training.augment import AugmentConfig
+from ast_deploy_training.config import TrainConfig
+from ast_deploy_training.data import AudioDataset, EpochSampler, make_loader
+from ast_deploy_training.evaluate import autocast
+from ast_deploy_training.train import build_optimizer, cpu_supports_bf16, loss_function
 
 # name -> (model, batch, augmentation of the matching recipe)
 PRESETS: dict[str, tuple[ASTConfig, int, AugmentConfig]] = {
@@ -73,7 +73,7 @@ def sync(device: torch.device) -> None:
 def model_step_throughput(
     config: ASTConfig, batch: int, precision: str, device: torch.device, steps: int, warmup: int
 ) -> dict:
-    """Clips/s of forward + backward + Adam step, as ``training.train.train_one_epoch`` does them."""
+    """Clips/s of forward + backward + Adam step, as ``ast_deploy_training.train.train_one_epoch`` does them."""
     torch.manual_seed(0)
     model = ASTModel(config).to(device).train()
     train_config = TrainConfig(train_data="-", multi_label=config.activation == "sigmoid", lr=1e-5)

@@ -183,3 +183,134 @@ def _compiled_model_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AST_DEPLOY_CACHE", str(tmp_path_factory.mktemp("ast-deploy-cache")))
         yield
+
+
+# --- slow tests -----------------------------------------------------------------------------------
+
+# Fixtures that compile (the C++ builds, AOTInductor), quantise (NNCF), train, export every format or
+# start processes that take seconds to come and go (bench workers, tritonserver): a test that needs
+# one, directly or through another fixture, is marked slow, as are the tests marked by hand (a call of
+# more than about 5 s on a 2-core machine). `make test-fast` leaves them out (-m "not slow");
+# `make test` runs everything.
+SLOW_FIXTURES = frozenset(
+    {"cpp_build", "ov_host", "tiny_artifacts", "trained", "quickstart", "int8_artifacts", "cli_run", "server"}
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+# --- the C++ library and host: one build per session, for every module that runs them -------------
+
+CPP_DIR = REPO_ROOT / "cpp"
+CPP_BUILD_DIR = REPO_ROOT / "build" / "cpp"
+
+
+def run_command(cmd: list, timeout: float, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def cpp_build() -> Path:
+    """Configure (once) and build ``cpp/`` into ``build/cpp``; an up-to-date build costs seconds."""
+    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"C++ toolchain not installed ({', '.join(missing)}): run 'make system-deps'")
+    prefix = torch.utils.cmake_prefix_path
+    cache = CPP_BUILD_DIR / "CMakeCache.txt"
+    # Configure when there is no build yet, or when it was configured against another torch.
+    if not cache.is_file() or prefix not in cache.read_text(errors="replace"):
+        configure = run_command(
+            [
+                "cmake",
+                "-S",
+                CPP_DIR,
+                "-B",
+                CPP_BUILD_DIR,
+                "-DCMAKE_BUILD_TYPE=Release",
+                f"-DCMAKE_PREFIX_PATH={prefix}",
+            ],
+            timeout=300,
+        )
+        assert configure.returncode == 0, f"cmake configure failed:\n{configure.stdout}\n{configure.stderr}"
+    jobs = str(min(2, os.cpu_count() or 1))  # the CI machine's cores are shared
+    build = run_command(["cmake", "--build", CPP_BUILD_DIR, "-j", jobs], timeout=1200)
+    assert build.returncode == 0, f"C++ build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    return CPP_BUILD_DIR
+
+
+@pytest.fixture(scope="session")
+def host(cpp_build) -> Path:
+    return cpp_build / "ast_classify"
+
+
+# name -> (seconds, channels, subtype, container format). Lengths give one padded window, an exact
+# window, several windows with the last one aligned to the end, and anything in between.
+WAV_CASES = {
+    "pcm16_short": (0.6, 1, "PCM_16", "WAV"),
+    "pcm24_long": (2.5, 1, "PCM_24", "WAV"),
+    "pcm32": (1.015, 1, "PCM_32", "WAV"),
+    "float": (3.3, 1, "FLOAT", "WAV"),
+    "double": (1.2, 1, "DOUBLE", "WAV"),
+    "u8": (0.8, 1, "PCM_U8", "WAV"),
+    "stereo_pcm16": (2.0, 2, "PCM_16", "WAV"),
+    "extensible_pcm24": (1.7, 2, "PCM_24", "WAVEX"),
+}
+
+
+@pytest.fixture(scope="session")
+def wavs(tmp_path_factory) -> dict[str, Path]:
+    """The speech fixture as is, plus excerpts of it written in every supported sample format."""
+    speech, rate = sf.read(str(SPEECH_WAV), dtype="float32")
+    assert rate == 16000
+    out = tmp_path_factory.mktemp("wavs")
+    files = {"speech_16k": SPEECH_WAV}
+    for name, (seconds, channels, subtype, fmt) in WAV_CASES.items():
+        n = round(seconds * 16000)
+        x = speech[4000 : 4000 + n] * 0.9
+        if channels == 2:  # different channels, so that the mix-down matters
+            x = np.stack([x, np.roll(x, 800) * 0.5], axis=1)
+        path = out / f"{name}.wav"
+        sf.write(str(path), x, 16000, subtype=subtype, format=fmt)
+        files[name] = path
+    return files
+
+
+# --- exported artifacts of the tiny model: one export per input kind, formats and calibration --------
+
+ARTIFACT_BATCH = "1:2:8"  # the one batch range of the shared exports
+OPENVINO_FORMATS = "openvino,openvino-int8"
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory):
+    """``tiny_artifacts(kind="waveform", formats="all-available", calibration=())``: the tiny authors'
+    model exported (parity verified, batch range ``ARTIFACT_BATCH``) once per session for each
+    (input kind, formats, calibration), so that AOTInductor compiles and NNCF quantisations are shared
+    by every module that runs them. The directory is shared: a test that changes it copies it first."""
+    from ast_deploy.export import ExportOptions, export
+
+    made: dict[tuple, Path] = {}
+
+    def artifacts(kind: str = "waveform", formats: str = "all-available", calibration: tuple = ()) -> Path:
+        key = (kind, formats, tuple(str(path) for path in calibration))
+        if key not in made:
+            out = tmp_path_factory.mktemp(f"tiny-{kind}") / "artifacts"
+            export(
+                TINY_PTH,
+                out,
+                to=formats,
+                input_kind=kind,
+                batch=ARTIFACT_BATCH,
+                load_options=authors_options(TINY_CASE),
+                options=ExportOptions(calibration=tuple(calibration)),
+                log=lambda message: None,
+            )
+            made[key] = out
+        return made[key]
+
+    return artifacts

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -207,6 +208,99 @@ def test_float16_scores_uris_and_readers(ray_local, tiny_model_dir, corpus, tmp_
 
 
 # --- bad files ---------------------------------------------------------------------------------
+
+
+# --- events with an artifact's stored thresholds, and AudioSet parents --------------------------------
+
+
+@pytest.fixture(scope="module")
+def audioset_artifact(tmp_path_factory) -> tuple[Path, Path]:
+    """The streaming tests' micro model (its first label fires on a 440 Hz tone) with AudioSet labels,
+    exported to TorchScript, and a folder of two files with tones."""
+    from test_streaming import tones, write_micro_model
+
+    from ast_deploy import load_checkpoint, save_checkpoint
+
+    root = tmp_path_factory.mktemp("audioset")
+    ckpt = load_checkpoint(write_micro_model(root / "micro"))
+    labels = ["Beep, bleep", "Bark", "Guitar"]
+    model = save_checkpoint(root / "model", ckpt.config, ckpt.state_dict, labels, ckpt.frontend)
+    art = root / "art"
+    result = run_cli("export", model, "--out", art, "--to", "torchscript", "--input", "waveform", "--no-verify")
+    assert result.code == 0, result.stderr
+    audio = root / "audio"
+    audio.mkdir()
+    write_wav(audio / "one.wav", tones([(1.0, 2.0)], 4.0))
+    write_wav(audio / "two.wav", tones([(0.5, 1.5), (2.5, 3.25)], 3.5))
+    return art, audio
+
+
+def _batch_equals_predict(art: Path, audio: Path, out: Path, *flags) -> dict[str, dict]:
+    """``batch`` and ``predict --json`` with the same flags: the same events (and roll-up); the rows."""
+    result = run_batch(art, audio, "--out", out, "--hop", "0.25", *flags)
+    assert result.code == 0, result.stderr
+    rows = read_files(out)
+    predicted = run_cli("predict", art, audio, "--hop", "0.25", "--json", *flags)
+    assert predicted.code == 0, predicted.stderr
+    results = predicted.json()["results"]
+    assert sorted(r["source"] for r in results) == sorted(rows)
+    for r in results:
+        row = rows[r["source"]]
+        assert ("events" in row) == ("events" in r)
+        for e in row.get("events") or []:
+            assert set(e) == set(r["events"][0]), "the same keys as predict's events"
+        assert [{k: v for k, v in e.items() if k != "peak"} for e in row.get("events", [])] == [
+            {k: v for k, v in e.items() if k != "peak"} for e in r.get("events", [])
+        ]
+        np.testing.assert_allclose(
+            [e["peak"] for e in row.get("events", [])], [e["peak"] for e in r.get("events", [])], atol=1e-5
+        )
+        if "rollup" in r:
+            assert [(p["label"], p["mid"]) for p in row["rollup"]] == [(p["label"], p["mid"]) for p in r["rollup"]]
+            np.testing.assert_allclose(
+                [p["score"] for p in row["rollup"]], [p["score"] for p in r["rollup"]], atol=1e-5
+            )
+        else:
+            assert "rollup" not in row
+    return rows
+
+
+@pytest.mark.slow
+def test_stored_thresholds_and_rollup_equal_predict(ray_local, audioset_artifact, tmp_path):
+    """Without --thresholds, batch --events uses the thresholds the artifact directory carries, as
+    predict does; --rollup adds each file's parents and, with --events, gives the parents' events."""
+    import shutil
+
+    from ast_deploy import thresholds as th
+
+    art = Path(shutil.copytree(audioset_artifact[0], tmp_path / "art"))
+    audio = audioset_artifact[1]
+
+    def beeps(rows) -> int:
+        return sum(e["label"] == "Beep, bleep" for row in rows.values() for e in row["events"])
+
+    assert beeps(_batch_equals_predict(art, audio, tmp_path / "plain", "--events")) == 3
+    silent = tmp_path / "silent.csv"
+    silent.write_text('"Beep, bleep",1.01,1.01\n')
+    th.store_in_artifact(art, silent)
+    assert beeps(_batch_equals_predict(art, audio, tmp_path / "stored", "--events")) == 0
+
+    spec = "Animal;Source-ambiguous sounds"
+    out = tmp_path / "rollup"
+    rows = _batch_equals_predict(art, audio, out, "--events", "--rollup", spec)
+    # The stored file names the model's labels, not parents: the parent of "Beep, bleep" keeps its 3 events.
+    parent = [e for row in rows.values() for e in row["events"] if e["label"] == "Source-ambiguous sounds"]
+    assert len(parent) == 3 and {e["mid"] for e in parent} == {"/t/dd00098"} and {e["index"] for e in parent} == {1}
+    settings = json.loads((out / META).read_text())["settings"]
+    assert settings["rollup"] == {
+        "spec": spec,
+        "parents": [{"label": "Animal", "mid": "/m/0jbk"}, {"label": "Source-ambiguous sounds", "mid": "/t/dd00098"}],
+    }
+    rows = _batch_equals_predict(art, audio, tmp_path / "rollup_only", "--rollup", "0")
+    assert all(
+        {p["label"] for p in row["rollup"]} == {"Animal", "Music", "Source-ambiguous sounds"} for row in rows.values()
+    )
+    assert "events" not in next(iter(rows.values()))
 
 
 def test_bad_files_become_error_rows_and_the_job_goes_on(ray_local, tiny_model_dir, bad_corpus, tmp_path):
@@ -461,11 +555,15 @@ def test_bad_input_is_one_line(tiny_model_dir, tmp_path):
         run_cli("batch", tiny_model_dir, audio, "--out", tmp_path / "o5", "--scores", "int8"), "--scores"
     )
     assert_input_error(
-        run_cli("batch", tiny_model_dir, audio, "--out", tmp_path / "o6", "--embeddings"),
+        # an artifact exported before embeddings (logits only): refused before Ray starts
+        run_cli("batch", Path(__file__).parent / "manifest_v1", audio, "--out", tmp_path / "o6", "--embeddings"),
         "--embeddings", "no embedding output",
     )  # fmt: skip
     assert_input_error(run_cli("batch", tiny_model_dir, audio, "--out", tmp_path / "o7", "--backend", "onnx"), "onnx")
-    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 8))
+    assert_input_error(
+        run_cli("batch", tiny_model_dir, audio, "--out", tmp_path / "o8", "--rollup", "0"), "not ontology classes"
+    )
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 9))
 
 
 def test_resampled_audio_matches_predict_input(speech, tmp_path):
@@ -480,9 +578,9 @@ def test_resampled_audio_matches_predict_input(speech, tmp_path):
 
 
 def test_embedding_columns_are_wired_through_the_actor(tiny_model_dir, speech):
-    """The model has no embedding output yet; the actor and the schema are ready for one: with an
-    ``outputs`` that returns embeddings, the clip embedding is the mean of the windows' and the
-    timeline carries each window's (the actor called directly, without Ray)."""
+    """The actor and the schema carry embeddings: with an ``outputs`` that returns (here made-up)
+    embeddings, the clip embedding is the mean of the windows' and the timeline carries each window's
+    (the actor called directly, without Ray; tests/test_embeddings.py checks the model's own)."""
     from ast_deploy.batch.model import ModelSpec, ScoreSettings, scorer_class
     from ast_deploy.batch.schema import Columns, split_timeline
 

@@ -36,6 +36,7 @@ from ast_deploy.cpu import cpu_info
 from ast_deploy.errors import InputError
 from ast_deploy.runtime import registry
 from ast_deploy.runtime.base import Backend, InputSpec
+from ast_deploy.runtime.pytorch import FP16_ON_CPU
 from ast_deploy.runtime.registry import unavailable
 
 SCHEMA = json.loads((REPO_ROOT / "ast_deploy" / "bench" / "schema.json").read_text())
@@ -134,8 +135,12 @@ def test_cli_records_the_environment(cli_run):
     assert env["libraries"]["onnxruntime"] and env["python"]
     assert "bench" in env["command"] and "--batch-sizes" in env["command"]
     assert set(env["git"]) == {"commit", "dirty"}
-    assert env["gpus"] == [] or torch.cuda.is_available()
-    assert {u["backend"] for u in doc["unavailable"]} >= ({"pytorch-fp16"} if not torch.cuda.is_available() else set())
+    # every GPU this process sees is recorded (none on a CPU host), whatever the device of the run
+    visible = range(torch.cuda.device_count()) if torch.cuda.is_available() else ()
+    assert [gpu["name"] for gpu in env["gpus"]] == [torch.cuda.get_device_name(i) for i in visible]
+    # the run was on the CPU (the default device) on every host: float16 is refused there with its reason
+    assert doc["settings"]["device"] == "cpu"
+    assert {"backend": "pytorch-fp16", "reason": FP16_ON_CPU} in doc["unavailable"]
 
 
 def test_cli_writes_markdown_plot_and_console_table(cli_run):
@@ -326,6 +331,8 @@ def test_machine_name_is_a_safe_file_name():
     env["gpus"] = [{"name": "NVIDIA H100 80GB HBM3"}]
     assert machine_name(env, "cuda") == "nvidia-h100-80gb-hbm3"
     assert machine_name(env, "cpu") == "intel-xeon-platinum-8480-16c"
+    env["cpu"] = {"model": "AMD EPYC 7B13 64-Core Processor", "usable_cores": 2, "isa": "avx2"}
+    assert machine_name(env) == "amd-epyc-7b13-avx2-2c"  # the class keeps AVX2 and AVX-512 EPYCs apart
 
 
 # --- bad input: one line, exit status 2 ------------------------------------------------------------

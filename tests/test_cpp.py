@@ -20,13 +20,22 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO_ROOT, SPEECH_WAV, TINY_CASE, TINY_PTH, authors_flags, run_cli, write_wav
+from conftest import (
+    CPP_DIR,
+    REPO_ROOT,
+    SPEECH_WAV,
+    TINY_CASE,
+    TINY_PTH,
+    WAV_CASES,
+    authors_flags,
+    run_cli,
+    write_wav,
+)
+from conftest import run_command as _run
 
 from ast_deploy.cpu import cap_environment, cpu_info, reachable_classes
 from ast_deploy.export.manifest import validate_manifest
 
-CPP_DIR = REPO_ROOT / "cpp"
-BUILD_DIR = REPO_ROOT / "build" / "cpp"
 SCORE_ATOL = 1e-4
 TOP_K = 5
 # aoti-int8: the same C++ loader runs the W8A8 package, where the CPU has int8 dot products (else it is not
@@ -34,37 +43,7 @@ TOP_K = 5
 BACKENDS = ("torchscript", "aoti", *(["aoti-int8"] if cpu_info().int8_dot else []))
 
 
-# --- build ---------------------------------------------------------------------------------------
-
-
-def _run(cmd: list, timeout: float, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-@pytest.fixture(scope="session")
-def cpp_build() -> Path:
-    """Configure (once) and build ``cpp/`` into ``build/cpp``; an up-to-date build costs seconds."""
-    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"C++ toolchain not installed ({', '.join(missing)}): run 'make system-deps'")
-    prefix = torch.utils.cmake_prefix_path
-    cache = BUILD_DIR / "CMakeCache.txt"
-    # Configure when there is no build yet, or when it was configured against another torch.
-    if not cache.is_file() or prefix not in cache.read_text(errors="replace"):
-        configure = _run(
-            ["cmake", "-S", CPP_DIR, "-B", BUILD_DIR, "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_PREFIX_PATH={prefix}"],
-            timeout=300,
-        )
-        assert configure.returncode == 0, f"cmake configure failed:\n{configure.stdout}\n{configure.stderr}"
-    jobs = str(min(2, os.cpu_count() or 1))  # the CI machine's cores are shared
-    build = _run(["cmake", "--build", BUILD_DIR, "-j", jobs], timeout=1200)
-    assert build.returncode == 0, f"C++ build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
-    return BUILD_DIR
-
-
-@pytest.fixture(scope="session")
-def host(cpp_build) -> Path:
-    return cpp_build / "ast_classify"
+# --- build: the session fixtures cpp_build and host (conftest.py) ---------------------------------
 
 
 def run_host(host: Path, *args, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -91,9 +70,11 @@ def export(out: Path, *args) -> Path:
 
 
 @pytest.fixture(scope="session")
-def artifact(tmp_path_factory) -> Path:
-    """The tiny authors' model (1.015 s windows, 10 labels, sigmoid) as TorchScript + AOTInductor (fp32, int8)."""
-    return export(tmp_path_factory.mktemp("cpp") / "tiny", "--to", ",".join(BACKENDS), "--input", "waveform")
+def artifact(tiny_artifacts) -> Path:
+    """The tiny authors' model (1.015 s windows, 10 labels, sigmoid) with a waveform input in every format
+    this machine exports: TorchScript + AOTInductor (fp32, int8) for the host, the others beside them
+    (the export test_export.py checks, shared)."""
+    return tiny_artifacts("waveform")
 
 
 @pytest.fixture(scope="session")
@@ -113,35 +94,7 @@ def _speech() -> np.ndarray:
     return samples
 
 
-# name -> (seconds, channels, subtype, container format). Lengths give one padded window, an exact
-# window, several windows with the last one aligned to the end, and anything in between.
-WAV_CASES = {
-    "pcm16_short": (0.6, 1, "PCM_16", "WAV"),
-    "pcm24_long": (2.5, 1, "PCM_24", "WAV"),
-    "pcm32": (1.015, 1, "PCM_32", "WAV"),
-    "float": (3.3, 1, "FLOAT", "WAV"),
-    "double": (1.2, 1, "DOUBLE", "WAV"),
-    "u8": (0.8, 1, "PCM_U8", "WAV"),
-    "stereo_pcm16": (2.0, 2, "PCM_16", "WAV"),
-    "extensible_pcm24": (1.7, 2, "PCM_24", "WAVEX"),
-}
-
-
-@pytest.fixture(scope="session")
-def wavs(tmp_path_factory) -> dict[str, Path]:
-    """The speech fixture as is, plus excerpts of it written in every supported sample format."""
-    speech = _speech()
-    out = tmp_path_factory.mktemp("wavs")
-    files = {"speech_16k": SPEECH_WAV}
-    for name, (seconds, channels, subtype, fmt) in WAV_CASES.items():
-        n = round(seconds * 16000)
-        x = speech[4000 : 4000 + n] * 0.9
-        if channels == 2:  # different channels, so that the mix-down matters
-            x = np.stack([x, np.roll(x, 800) * 0.5], axis=1)
-        path = out / f"{name}.wav"
-        sf.write(str(path), x, 16000, subtype=subtype, format=fmt)
-        files[name] = path
-    return files
+# WAV files in every supported sample format: the session fixture wavs (conftest.py).
 
 
 # --- comparing the two runtimes ------------------------------------------------------------------
@@ -356,18 +309,18 @@ def test_missing_artifact_file(host, tampered):
     assert_one_error_line(run_host(host, tampered, SPEECH_WAV, "--backend", "aoti"), "model.pt2", "missing")
 
 
-def test_fbank_artifact_is_refused(host, tmp_path):
-    art = export(tmp_path / "fbank", "--to", "torchscript", "--input", "fbank", "--no-verify")
+def test_fbank_artifact_is_refused(host, tiny_artifacts):
+    art = tiny_artifacts("fbank")  # every format this machine exports, TorchScript (the host's default) among them
     assert_one_error_line(run_host(host, art, SPEECH_WAV), "input kind 'fbank'", "--input waveform")
 
 
-def test_backend_not_in_build_or_manifest(host, artifact, tmp_path):
-    line = assert_one_error_line(run_host(host, artifact, SPEECH_WAV, "--backend", "tensorrt"))
+def test_backend_not_in_build_or_manifest(host, artifact, softmax_artifact):
+    # softmax_artifact holds TorchScript only: the host runs AOTInductor, the manifest has none
+    line = assert_one_error_line(run_host(host, softmax_artifact, SPEECH_WAV, "--backend", "tensorrt"))
     assert "not compiled into this build" in line or "no artifact 'tensorrt'" in line
-    assert_one_error_line(run_host(host, artifact, SPEECH_WAV, "--backend", "onnx"), "no artifact 'onnx'")
-    onnx_only = export(tmp_path / "onnx", "--to", "onnx", "--no-verify")
-    assert_one_error_line(
-        run_host(host, onnx_only, SPEECH_WAV, "--backend", "onnx"), "format 'onnx', which the C++ runtime does not run"
+    assert_one_error_line(run_host(host, softmax_artifact, SPEECH_WAV, "--backend", "aoti"), "no artifact 'aoti'")
+    assert_one_error_line(  # artifact holds every format this machine exports, ONNX among them
+        run_host(host, artifact, SPEECH_WAV, "--backend", "onnx"), "format 'onnx', which the C++ runtime does not run"
     )
 
 

@@ -17,20 +17,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, SPEECH_WAV
-from test_cpp import (  # noqa: F401  (wavs is a fixture)
-    CPP_DIR,
-    TOP_K,
-    WAV_CASES,
-    _run,
-    assert_one_error_line,
-    assert_same_result,
-    cpp_predict,
-    export,
-    python_predict,
-    run_host,
-    wavs,
-)
+from conftest import CPP_DIR, OPENVINO_FORMATS, REPO_ROOT, SPEECH_WAV, WAV_CASES
+from conftest import run_command as _run
+from test_cpp import TOP_K, assert_one_error_line, assert_same_result, cpp_predict, python_predict, run_host
 
 from ast_deploy.cpu import cap_environment, cpu_info, reachable_classes
 
@@ -72,13 +61,15 @@ def ov_host() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ov_artifact(tmp_path_factory) -> Path:
-    """The tiny authors' model (1.015 s windows, 10 labels, sigmoid) as OpenVINO IRs, f32 and int8."""
-    return export(tmp_path_factory.mktemp("cpp-openvino") / "tiny", "--to", ",".join(BACKENDS), "--input", "waveform")
+def ov_artifact(tiny_artifacts) -> Path:
+    """The tiny authors' model (1.015 s windows, 10 labels, sigmoid) as OpenVINO IRs, f32 and int8 (the
+    export test_openvino.py checks, shared)."""
+    assert ",".join(BACKENDS) == OPENVINO_FORMATS
+    return tiny_artifacts("waveform", OPENVINO_FORMATS)
 
 
 @pytest.fixture(scope="session")
-def ov_predictions(ov_host, ov_artifact, wavs) -> dict[str, tuple[dict, dict]]:  # noqa: F811
+def ov_predictions(ov_host, ov_artifact, wavs) -> dict[str, tuple[dict, dict]]:
     """backend -> (C++ JSON, Python JSON) over all WAVs, each runtime called once per backend."""
     files = list(wavs.values())
     return {
@@ -103,7 +94,7 @@ def test_available_and_listed(ov_artifact):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("wav", ["speech_16k", *WAV_CASES])
-def test_scores_match_python(ov_predictions, wavs, backend, wav):  # noqa: F811
+def test_scores_match_python(ov_predictions, wavs, backend, wav):
     cpp, py = ov_predictions[backend]
     assert cpp["backend"] == py["backend"] == backend
     i = list(wavs).index(wav)
@@ -115,7 +106,7 @@ def test_scores_match_python(ov_predictions, wavs, backend, wav):  # noqa: F811
 @pytest.mark.parametrize(
     "artifact_name, python_backend", [("openvino", "openvino-bf16"), ("openvino-int8", "openvino-int8-bf16")]
 )
-def test_bf16_hint_matches_python(ov_host, ov_artifact, wavs, artifact_name, python_backend):  # noqa: F811
+def test_bf16_hint_matches_python(ov_host, ov_artifact, wavs, artifact_name, python_backend):
     """``--precision-hint bf16`` is the Python runtime's ``*-bf16`` backend: the same IR with the front
     end compiled apart in f32 and the rest with INFERENCE_PRECISION_HINT=bf16 (where the CPU has bf16)."""
     from ast_deploy.runtime import registry

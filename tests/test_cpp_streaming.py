@@ -13,10 +13,9 @@ prediction and against the Python stream (docs/streaming.md is the specification
 - Bad input: one ``error: ...`` line, exit status 2. Ctrl-C: the summary, exit status 0.
 
 The model is the micro AST of test_streaming.py (0.175 s windows, label ``tone`` fires on a 440 Hz
-tone), exported to TorchScript; the C++ build is test_cpp.py's.
+tone), exported to TorchScript; the C++ build is the session's (conftest.py).
 """
 
-# ruff: noqa: F811  (test_cpp's fixtures cpp_build and host, imported, are test arguments here)
 from __future__ import annotations
 
 import json
@@ -29,7 +28,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import SPEECH_WAV, cli_script, run_cli
-from test_cpp import _run, cpp_build, host  # noqa: F401  (pytest fixtures: one build per session)
+from conftest import run_command as _run
 from test_streaming import TRUTH, tones, write_micro_model
 
 import ast_deploy
@@ -335,6 +334,85 @@ def test_json_lines_match_the_python_cli(host, art, tmp_path):
                 assert c[key] == p[key]
             assert list(c["latency_ms"]) == list(p["latency_ms"]) == ["p50", "p99", "max"]
     assert all(line.isascii() for line in cpp_text)  # ensure_ascii, as json.dumps
+
+
+# --- the thresholds an artifact directory carries ------------------------------------------------
+
+
+def py_stream(art: Path, data: bytes, *args) -> subprocess.CompletedProcess:
+    """``ast-deploy stream ARTIFACT - ARGS`` with ``data`` on stdin (a pipe)."""
+    cmd = [cli_script(), "stream", str(art), "-", "--backend", "torchscript", *map(str, args)]
+    return subprocess.run(cmd, input=data, capture_output=True, timeout=180, check=False)
+
+
+def _stored_events(host: Path, art: Path, pcm: bytes, *args) -> list[tuple]:
+    """The events of ``ast_classify --stream`` and ``ast-deploy stream`` on the same bytes and flags:
+    (label, index, onset, offset) each; peaks within CROSS_ATOL of each other."""
+    flags = ["--hop", "0.25", "-k", "1", "--events", *map(str, args)]
+    py_events = of_type(lines_of(py_stream(art, pcm, *flags)), "event")
+    cpp_events = of_type(lines_of(cpp_stream(host, art, pcm, *flags)), "event")
+    key = [(e["label"], e["index"], e["onset"], e["offset"]) for e in cpp_events]
+    assert key == [(e["label"], e["index"], e["onset"], e["offset"]) for e in py_events]
+    for c, p in zip(cpp_events, py_events, strict=True):
+        assert abs(c["peak"] - p["peak"]) <= CROSS_ATOL
+    return key
+
+
+def test_stored_thresholds_are_the_cpp_default_as_in_python(host, art, tmp_path):
+    """``ast-deploy thresholds --store`` puts a CSV in the artifact directory, listed and hashed in its
+    manifest: ``ast_classify --stream --events`` uses it without being told and gives the events that
+    ``ast-deploy stream`` gives; ``--thresholds`` still wins; a changed, missing or badly listed file is
+    one error line, exit status 2, in both hosts."""
+    import shutil
+
+    from ast_deploy import thresholds as th
+
+    copy = Path(shutil.copytree(art, tmp_path / "art"))  # the module's artifact stays as it is
+    pcm = np.round(tones(TRUTH, 15.0) * 32767).astype("<i2")
+    before = _stored_events(host, copy, pcm.tobytes())
+    assert sum(e[0] == "tone" for e in before) == len(TRUTH)
+
+    # Stored: "tone" silenced, "Speech, male" at a threshold far from every one of its window scores.
+    stream = ast_deploy.load(copy, backend="torchscript").stream(hop=0.25)
+    windows = stream.push(pcm[:, None]) + stream.flush()
+    speech = np.array([w.scores[1] for w in windows])
+    on1 = _gap_threshold(speech)
+    assert on1 is not None and (speech >= on1).any()
+    stored = tmp_path / "stored.csv"
+    stored.write_text(f'label,on,off\ntone,1.01,1.01\n"{LABELS[1]}",{on1!r},{on1!r}\n')
+    th.store_in_artifact(copy, stored)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert [f["file"] for f in manifest["thresholds"]["files"]] == ["thresholds.csv"]
+    after = _stored_events(host, copy, pcm.tobytes())
+    assert after != before
+    assert not [e for e in after if e[0] == "tone"]
+    assert [e for e in after if e[1] == 1]  # windows above its threshold: events
+    assert [e for e in after if e[1] == 2] == [e for e in before if e[1] == 2]  # not in the file: 0.5
+
+    # --thresholds wins over the stored file.
+    loud = tmp_path / "loud.csv"
+    loud.write_text("tone,0.5\n")
+    assert _stored_events(host, copy, pcm.tobytes(), "--thresholds", loud) == before
+
+    # Without events the stored file is not read (as in Python); with events a changed one is refused.
+    one_second = pcm[:RATE].tobytes()
+    (copy / "thresholds.csv").write_text("tone,0.2,0.2\n")
+    assert cpp_stream(host, copy, one_second).returncode == 0
+    assert py_stream(copy, one_second).returncode == 0
+    line = one_error_line(
+        cpp_stream(host, copy, one_second, "--events"), "thresholds.csv", "does not match the manifest"
+    )
+    assert str(copy) in line
+    one_error_line(py_stream(copy, one_second, "--events"), "thresholds.csv", "does not match the manifest")
+    assert cpp_stream(host, copy, one_second, "--events", "--no-verify").returncode == 0  # checks skipped
+    (copy / "thresholds.csv").unlink()
+    one_error_line(
+        cpp_stream(host, copy, one_second, "--events"), "thresholds.csv", "listed in the manifest but missing"
+    )
+    manifest["thresholds"] = {"files": []}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    one_error_line(cpp_stream(host, copy, one_second, "--events"), "manifest thresholds entry lacks files")
+    one_error_line(py_stream(copy, one_second, "--events"), "manifest thresholds entry lacks files")
 
 
 # --- Ctrl-C and bad input -------------------------------------------------------------------------

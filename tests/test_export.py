@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import SPEECH_WAV, TINY_PTH, authors_flags, authors_options, run_cli
+from conftest import ARTIFACT_BATCH, SPEECH_WAV, TINY_PTH, authors_flags, authors_options, run_cli
 
 from ast_deploy.artifacts import ArtifactDir
 from ast_deploy.errors import InputError
@@ -40,18 +40,11 @@ def tensorrt_missing() -> str | None:
 
 
 @pytest.fixture(scope="session", params=["waveform", "fbank"])
-def exported(request, tmp_path_factory) -> Path:
-    """The tiny fixture exported once per input kind to every format this machine can produce."""
-    out = tmp_path_factory.mktemp(f"export_{request.param}") / "artifacts"
-    export(
-        TINY_PTH,
-        out,
-        input_kind=request.param,
-        batch="1:2:8",
-        load_options=authors_options("tiny_t100_f10t10"),
-        log=lambda message: None,
-    )
-    return out
+def exported(request, tiny_artifacts) -> Path:
+    """The tiny fixture exported once per input kind to every format this machine can produce, batch 1:2:8
+    (the session's shared export, conftest.py: test_cpp.py and test_embeddings.py run the same directory)."""
+    assert ARTIFACT_BATCH == "1:2:8"
+    return tiny_artifacts(request.param)
 
 
 def test_every_cpu_format_is_published_with_passing_parity(exported):
@@ -163,8 +156,9 @@ def test_torchscript_loads_without_this_package(exported):
     code = (
         "import sys, torch\n"
         f"m = torch.jit.load({str(exported / 'model.ts')!r})\n"
-        f"out = m({inputs})\n"
-        "assert out.shape[-1] == 10 and torch.isfinite(out).all()\n"
+        f"logits, embedding = m({inputs})\n"
+        "assert logits.shape[-1] == 10 and torch.isfinite(logits).all()\n"
+        "assert embedding.shape == (logits.shape[0], 192) and torch.isfinite(embedding).all()\n"
         "assert not any(name.startswith('ast_deploy') for name in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/")

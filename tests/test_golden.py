@@ -13,7 +13,6 @@ against the C++ library, so the two cannot drift apart without one of them faili
   reader or both must refuse. Every one of them is valid against ``manifest.schema.json``.
 """
 
-# ruff: noqa: F811  (test_cpp's fixture cpp_build, imported, is a test argument here)
 from __future__ import annotations
 
 import json
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
-from test_cpp import _run, cpp_build  # noqa: F401  (pytest fixture: one build per session)
+from conftest import run_command as _run
 
 from ast_deploy.errors import InputError
 from ast_deploy.events import EventConfig, EventTracker, detect_events

@@ -204,8 +204,9 @@ class _Shifted(torch.nn.Module):
         super().__init__()
         self.inner, self.offset = inner, offset
 
-    def forward(self, waveform: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
-        return self.inner(waveform, num_samples) + self.offset
+    def forward(self, waveform: torch.Tensor, num_samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, embedding = self.inner(waveform, num_samples)  # the graph's two outputs
+        return logits + self.offset, embedding
 
 
 def test_export_records_every_file_primary_first(monkeypatch, tmp_path):

@@ -218,6 +218,88 @@ def test_predict_and_stream_report_parents(audioset_model) -> None:
     )
 
 
+def test_rollup_with_events_gives_the_events_of_parents(audioset_model, tmp_path) -> None:
+    """--rollup --events: events of the rolled-up parent scores, in predict (--json and JSON lines)
+    and stream alike; "Source-ambiguous sounds" has one label below it ("Beep, bleep", which fires on
+    the tone), so its events are that label's, renamed; --thresholds rows name parents."""
+    from conftest import assert_input_error, run_cli
+
+    model, audio = audioset_model
+    spec = "Animal;Source-ambiguous sounds"
+    plain = run_cli("predict", model, audio, "--hop", "0.25", "--json", "--events")
+    assert plain.code == 0, plain.stderr
+    (label_events,) = (r["events"] for r in plain.json()["results"])
+    beep = [e for e in label_events if e["label"] == "Beep, bleep"]
+    assert len(beep) == 1 and beep[0]["onset"] == pytest.approx(1.0, abs=0.25)
+
+    result = run_cli("predict", model, audio, "--hop", "0.25", "--json", "--events", "--rollup", spec)
+    assert result.code == 0, result.stderr
+    (got,) = result.json()["results"]
+    parents = [r["label"] for r in got["rollup"]]
+    assert {e["label"] for e in got["events"]} <= set(parents)
+    ambiguous = [e for e in got["events"] if e["label"] == "Source-ambiguous sounds"]
+    same = {k: beep[0][k] for k in ("onset", "offset", "peak")}
+    assert ambiguous == [{"label": "Source-ambiguous sounds", "mid": "/t/dd00098", "index": 1, **same}]
+    animal = [e for e in got["events"] if e["label"] == "Animal"]
+    assert [(e["onset"], e["offset"]) for e in animal] == [
+        (e["onset"], e["offset"]) for e in label_events if e["label"] == "Bark"
+    ]
+    assert all(e["mid"] == "/m/0jbk" and e["index"] == 0 for e in animal)
+
+    lines = run_cli("predict", model, audio, "--hop", "0.25", "--events", "--rollup", spec)
+    assert lines.code == 0, lines.stderr
+    assert [json.loads(line) for line in lines.stdout.splitlines()] == [
+        {"source": got["source"], **e} for e in got["events"]
+    ]
+    streamed = run_cli("stream", model, audio, "--hop", "0.25", "--events", "--rollup", spec)
+    assert streamed.code == 0, streamed.stderr
+    events = [{k: v for k, v in e.items() if k != "type"} for e in map(json.loads, streamed.stdout.splitlines())]
+    events = [e for e in events if "onset" in e]
+    key = ("label", "mid", "index", "onset", "offset")
+    assert sorted(tuple(e[k] for k in key) for e in events) == sorted(tuple(e[k] for k in key) for e in got["events"])
+
+    csv = tmp_path / "parents.csv"
+    csv.write_text("label,on,off\nSource-ambiguous sounds,1.01,1.01\n")
+    quiet = run_cli("predict", model, audio, "--hop", "0.25", "--json", "--rollup", spec, "--thresholds", csv)
+    assert quiet.code == 0, quiet.stderr
+    assert [e for e in quiet.json()["results"][0]["events"] if e["label"] == "Source-ambiguous sounds"] == []
+    csv.write_text('"Beep, bleep",0.5\n')  # a label, not a parent
+    assert_input_error(
+        run_cli("predict", model, audio, "--rollup", spec, "--thresholds", csv), "unknown label 'Beep, bleep'"
+    )
+
+
+def test_evaluate_events_of_parents(audioset_model, tmp_path) -> None:
+    """evaluate-events --rollup scores the parents' events against a reference of parent classes,
+    and gives what evaluating predict --rollup --events --json gives."""
+    from conftest import assert_input_error, run_cli
+
+    model, audio = audioset_model
+    ref = tmp_path / "parents.tsv"
+    ref.write_text(f"filename\tonset\toffset\tevent_label\n{audio.name}\t1.0\t2.0\tSource-ambiguous sounds\n")
+    flags = ("--hop", "0.25", "--rollup", "Animal;Source-ambiguous sounds")
+    args = ("--reference", ref, "--audio-dir", audio.parent, "--no-psds", "--json", "--no-progress")
+    result = run_cli("evaluate-events", model, audio, *flags, *args)
+    assert result.code == 0, result.stderr
+    got = result.json()
+    counts = got["sed_eval"]["event_based"]["class_wise"]["Source-ambiguous sounds"]["count"]
+    assert (counts["Nref"], counts["Nsys"]) == (1, 1)
+    assert got["sed_eval"]["event_based"]["overall"]["f_measure"]["f_measure"] == 1.0
+    events = tmp_path / "parents.json"
+    predicted = run_cli("predict", model, audio, *flags, "--events", "--json")
+    assert predicted.code == 0, predicted.stderr
+    events.write_text(predicted.stdout)
+    again = run_cli("evaluate-events", events, *args[:-1])
+    assert again.code == 0, again.stderr
+    # Classes: those of the events and the reference ("Animal" has neither), where a model knows all its own.
+    mine, other = got["sed_eval"], again.json()["sed_eval"]
+    assert other["event_based"]["overall"] == mine["event_based"]["overall"]
+    for kind in ("event_based", "segment_based"):
+        name = "Source-ambiguous sounds"
+        assert other[kind]["class_wise"][name] == mine[kind]["class_wise"][name]
+    assert_input_error(run_cli("evaluate-events", events, *args[:4], "--rollup", "0"), "--rollup apply to a model")
+
+
 def test_rollup_of_own_labels_is_one_line_exit_2(audioset_model) -> None:
     from conftest import SPEECH_WAV, TINY_CASE, TINY_PTH, assert_input_error, authors_flags, run_cli
 

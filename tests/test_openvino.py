@@ -15,7 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SPEECH_WAV, TINY_CASE, TINY_PTH, assert_input_error, authors_flags, authors_options, run_cli
+from conftest import (
+    ARTIFACT_BATCH,
+    OPENVINO_FORMATS,
+    SPEECH_WAV,
+    TINY_CASE,
+    TINY_PTH,
+    assert_input_error,
+    authors_flags,
+    run_cli,
+)
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
@@ -23,7 +32,6 @@ pytest.importorskip("nncf")
 from ast_deploy.artifacts import ArtifactDir
 from ast_deploy.cpu import cpu_info
 from ast_deploy.errors import InputError
-from ast_deploy.export import ExportOptions, export
 from ast_deploy.export.calibration import DEFAULT_CLIPS, MAX_CLIPS, default_calibration, load_calibration
 from ast_deploy.fileio import sha256_file
 from ast_deploy.parity import DEFAULT_THRESHOLDS, audio_inputs, run_parity, synthetic_signals
@@ -66,22 +74,13 @@ def calibration_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module", params=["waveform", "fbank"])
-def exported(request, tmp_path_factory, calibration_dir) -> Path:
-    """The tiny fixture as both IRs; the waveform one calibrated on the default signals, the fbank one
-    on ``calibration_dir``."""
-    out = tmp_path_factory.mktemp(f"ov_{request.param}") / "artifacts"
+def exported(request, tiny_artifacts, calibration_dir) -> Path:
+    """The tiny fixture as both IRs; the waveform one calibrated on the default signals (the session's
+    shared export, conftest.py: test_cpp_openvino.py runs the same directory), the fbank one on
+    ``calibration_dir``."""
+    assert BATCH == ARTIFACT_BATCH
     calibration = (calibration_dir,) if request.param == "fbank" else ()
-    export(
-        TINY_PTH,
-        out,
-        to="openvino,openvino-int8",
-        input_kind=request.param,
-        batch=BATCH,
-        load_options=authors_options(TINY_CASE),
-        options=ExportOptions(calibration=calibration),
-        log=lambda message: None,
-    )
-    return out
+    return tiny_artifacts(request.param, OPENVINO_FORMATS, calibration)
 
 
 def test_export_publishes_both_irs_with_hashes_parity_and_calibration(exported):

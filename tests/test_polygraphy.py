@@ -128,6 +128,7 @@ def test_handoff_holds_polygraphy_inputs_and_run_results_of_the_reference(handof
         assert command["command"] in readme, command["id"]
 
 
+@pytest.mark.slow
 def test_fbank_handoff_feeds_features_under_the_fbank_input(tmp_path):
     art, out = tmp_path / "artifacts", tmp_path / "handoff"
     result = run_cli("export", TINY_PTH, *FLAGS, "--out", art, "--to", "onnx", "--input", "fbank", "--no-verify",
@@ -147,6 +148,7 @@ def gate_commands(out: Path) -> list[dict]:
     return [c for c in commands(out).values() if c["artifact"] in ("onnx", "onnx-fp16") and c["expect"] == "pass"]
 
 
+@pytest.mark.slow
 def test_gate_commands_pass_on_a_fresh_export(handoff, tmp_path):
     art, out = handoff
     gates = gate_commands(out)
@@ -157,6 +159,7 @@ def test_gate_commands_pass_on_a_fresh_export(handoff, tmp_path):
         assert f"Passed: {N_INPUTS}/{N_INPUTS} iterations" in proc.log, proc.log
 
 
+@pytest.mark.slow
 def test_gate_commands_fail_on_corrupted_weights(handoff, corrupted, tmp_path):
     _, out = handoff
     simple = [c for c in gate_commands(out) if c["id"].endswith(":simple")]
@@ -198,6 +201,7 @@ def test_elementwise_bound_implies_the_cosine():
 # --- layer-wise and real audio ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_layerwise_fp16_command_compares_every_shared_tensor(handoff, tmp_path):
     art, out = handoff
     cmds = commands(out)

@@ -13,7 +13,7 @@ import pytest
 from _training_helpers import overrides, write_tone_set
 
 from ast_deploy.bench.schema import validate
-from training.quickstart import STEPS, run_quickstart
+from ast_deploy_training.quickstart import STEPS, run_quickstart
 
 pytest.importorskip("onnxruntime")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from ast_deploy.errors import InputError
 from ast_deploy.export import FORMATS
@@ -46,14 +45,26 @@ def test_unknown_backend_is_an_input_error_naming_the_known_ones():
         registry.get("nope")
 
 
-def test_default_is_the_best_ranked_that_can_run_here():
+def test_default_is_the_best_ranked_that_can_run_here(monkeypatch):
     offered = ["onnx-int8", "aoti", "torchscript", "onnx", "pytorch"]
     assert registry.preferred("cpu", offered) == "onnx"  # int8 is asked for by name, never by default
     assert registry.preferred("cpu", ["aoti", "torchscript", "pytorch"]) == "torchscript"
     # an AOTInductor package compiled for CUDA is skipped on the CPU
     assert registry.preferred("cpu", ["aoti", "pytorch"], {"aoti": {"device": "cuda"}}) == "pytorch"
-    if not torch.cuda.is_available():  # TensorRT ranks first on CUDA but needs a GPU; the fallback is PyTorch
-        assert registry.preferred("cuda", ["tensorrt", "pytorch"]) == "pytorch"
+    # TensorRT ranks first on CUDA where it can run and its (FP16) engine passed parity; else the fallback is
+    # PyTorch. Whether it can run is its runtime module's answer, set here, so that both cases are checked on
+    # every host, with a GPU or without.
+    cuda = ["tensorrt", "pytorch"]
+    passed = {"tensorrt": {"parity": {"passed": True}}}
+    real = registry.preferred("cuda", cuda, passed)
+    assert real == ("pytorch" if registry.unavailable("tensorrt", "cuda") else "tensorrt")
+    tensorrt = registry.module(registry.get("tensorrt"))
+    monkeypatch.setattr(tensorrt, "unavailable", lambda entry, device, artifact=None: None)
+    assert registry.preferred("cuda", cuda, passed) == "tensorrt"
+    assert registry.preferred("cuda", cuda) == "pytorch"  # an engine whose parity was never checked
+    assert registry.preferred("cuda", cuda, {"tensorrt": {"parity": {"passed": False}}}) == "pytorch"
+    monkeypatch.setattr(tensorrt, "unavailable", lambda entry, device, artifact=None: "no GPU here")
+    assert registry.preferred("cuda", cuda, passed) == "pytorch"
 
 
 def test_device_restrictions_say_why():

@@ -40,7 +40,7 @@ def as_plain(obj):
 def scapes(tmp_path_factory) -> Path:
     """Six generated soundscapes of synthetic sounds, relabelled with the tiny model's label names,
     the reference TSV beside the audio."""
-    from training.soundscapes import generate
+    from ast_deploy_training.soundscapes import generate
 
     root = tmp_path_factory.mktemp("sed")
     generate(root / "gen", {"test": 6}, duration=6.0, seed=7, keywords=(), progress=False)
@@ -310,7 +310,7 @@ def test_cli_bad_input_is_one_line(scapes, tmp_path) -> None:
 
 
 def test_generated_soundscapes_hold_their_events(tmp_path) -> None:
-    from training.soundscapes import generate
+    from ast_deploy_training.soundscapes import generate
 
     out = tmp_path / "s"
     generate(out, {"valid": 3}, duration=5.0, seed=1, keywords=(), progress=False)
@@ -335,8 +335,8 @@ def test_generated_soundscapes_hold_their_events(tmp_path) -> None:
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (make system-deps)")
 def test_keywords_are_spoken_by_the_splits_own_voices(tmp_path) -> None:
-    from training.quickstart_data import KEYWORDS, VOICES
-    from training.soundscapes import generate
+    from ast_deploy_training.quickstart_data import KEYWORDS, VOICES
+    from ast_deploy_training.soundscapes import generate
 
     out = tmp_path / "k"
     summary = generate(out, {"test": 2}, duration=6.0, seed=0, keyword_share=1.0, progress=False)

@@ -111,6 +111,9 @@ def test_every_format_gets_a_config_that_triton_schema_accepts(exported, kind):
             assert list(inputs) == ["fbank"]
             assert list(inputs["fbank"].dims) == [spec["num_frames"], spec["num_mel_bins"]]
         for output in config.output:
+            if output.name.startswith("embedding"):  # the clip embedding: embed_dim floats, no labels
+                assert output.data_type == pb.TYPE_FP32 and list(output.dims) == [manifest["embedding"]["dim"]]
+                continue
             assert output.data_type == pb.TYPE_FP32 and list(output.dims) == [len(manifest["labels"])]
             assert output.label_filename == "labels.txt"
         assert plan.files[f"{model.name}/labels.txt"].splitlines() == manifest["labels"]
@@ -118,7 +121,8 @@ def test_every_format_gets_a_config_that_triton_schema_accepts(exported, kind):
         artifact = next(a for a in manifest["artifacts"] if a["name"] == model.artifact)
         assert info["files"] == artifact["files"] and info["parity"]["passed"] is True
         if model.backend == "python":
-            assert config.backend == "python" and [o.name for o in config.output] == ["logits", "scores"]
+            assert config.backend == "python"
+            assert [o.name for o in config.output] == ["logits", "scores", "embedding"]
             assert config.parameters["backend"].string_value == model.runtime_backend
         else:
             target = NATIVE[artifact["format"]]
@@ -397,6 +401,7 @@ def test_unknown_model_is_an_error_and_the_client_says_which_exist(server):
     assert server.ready()
 
 
+@pytest.mark.slow
 def test_serve_command_stops_cleanly_on_sigterm(exported):
     reason = server_missing()
     if reason:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from conftest import (
 import ast_deploy
 from ast_deploy import FrontEndConfig, InputError
 from ast_deploy.audio import load_audio
-from ast_deploy.bench.memory import run_measured
+from ast_deploy.bench.memory import Measured, run_measured
 from ast_deploy.events import EventConfig, EventTracker, detect_events, read_thresholds
 from ast_deploy.pipeline import Classifier
 from ast_deploy.runtime.base import Backend, InputSpec
@@ -512,6 +513,7 @@ STREAM_RSS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_stream_memory_is_flat_over_an_hour(micro):
     proc = subprocess.run(
         [sys.executable, "-c", STREAM_RSS, str(micro)], capture_output=True, text=True, timeout=300, check=False
@@ -540,10 +542,13 @@ def long_wavs(tmp_path_factory) -> dict[int, Path]:
     return {minutes: write_long_wav(folder / f"{minutes}min.wav", 60 * minutes) for minutes in (10, 60)}
 
 
-def peak_rss_mib(*args: str) -> float:
-    """Peak RSS of ``ast-deploy ARGS`` run in its own process (its output to /dev/null): its own peak,
-    not floored by this pytest process's (which ``ru_maxrss`` of a plain child would be)."""
-    measured = run_measured([cli_script(), *map(str, args)], env={**os.environ, "OMP_NUM_THREADS": "1"})
+def measure_cli(*args: str) -> Measured:
+    """``ast-deploy ARGS`` run in its own process on one thread (its output to /dev/null) with its own peak
+    RSS, not floored by this pytest process's (which ``ru_maxrss`` of a plain child would be)."""
+    return run_measured([cli_script(), *map(str, args)], env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def peak_rss_mib(measured: Measured) -> float:
     assert measured.returncode == 0, measured.stderr
     return measured.peak_rss_mib
 
@@ -553,25 +558,45 @@ def peak_rss_mib(*args: str) -> float:
 # large buffers freed in between, which it then could neither reuse nor return. A model with real
 # window sizes (1.015 s, 16,240 samples) makes those buffers; the micro model's (0.175 s) did not.
 LONG_AUDIO_ARGS = ["--hop", "0.25", "-k", "1", "--batch-size", "32"]
+# verb and flags of each command the tests below measure on 10 and on 60 minutes
+LONG_AUDIO_COMMANDS = {
+    "predict-table": ("predict", [*LONG_AUDIO_ARGS, "--no-progress"]),
+    "predict-json": ("predict", [*LONG_AUDIO_ARGS, "--no-progress", "--json"]),
+    "stream": ("stream", [*LONG_AUDIO_ARGS, "--chunk", "2", "--events", "--threshold", "0.4"]),
+}
+
+
+@pytest.fixture(scope="module")
+def long_audio_runs(tiny_model_dir, long_wavs) -> dict[tuple[str, int], Measured]:
+    """Every command of ``LONG_AUDIO_COMMANDS`` on 10 and 60 minutes, measured once for the three tests.
+    The processes are single-threaded and each reports its own peak RSS, so they run two at a time where
+    there are two cores (the 60-minute ones first): the measurements are the same, the wait about half."""
+    runs = [(name, minutes) for minutes in (60, 10) for name in LONG_AUDIO_COMMANDS]
+
+    def measure(run: tuple[str, int]) -> Measured:
+        verb, flags = LONG_AUDIO_COMMANDS[run[0]]
+        return measure_cli(verb, tiny_model_dir, long_wavs[run[1]], *flags)
+
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        return dict(zip(runs, pool.map(measure, runs)))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("output", ["table", "json"])
-def test_an_hour_predicts_in_bounded_memory(tiny_model_dir, long_wavs, output):
+def test_an_hour_predicts_in_bounded_memory(long_audio_runs, output):
     """``ast-deploy predict`` on 60 minutes at a 0.25 s hop (14,400 windows): peak RSS within 64 MiB of 10 minutes'."""
-    flags = [*LONG_AUDIO_ARGS, "--no-progress", *(["--json"] if output == "json" else [])]
-    rss = {minutes: peak_rss_mib("predict", tiny_model_dir, path, *flags) for minutes, path in long_wavs.items()}
+    rss = {minutes: peak_rss_mib(long_audio_runs[(f"predict-{output}", minutes)]) for minutes in (10, 60)}
     assert rss[60] - rss[10] < 64, f"peak RSS {rss[10]:.0f} MiB at 10 min, {rss[60]:.0f} MiB at 60 min"
 
 
 @pytest.mark.slow
-def test_an_hour_streams_in_bounded_memory(tiny_model_dir, long_wavs):
+def test_an_hour_streams_in_bounded_memory(long_audio_runs):
     """``ast-deploy stream`` of a 60-minute file with events: peak RSS within 64 MiB of 10 minutes'."""
-    flags = [*LONG_AUDIO_ARGS, "--chunk", "2", "--events", "--threshold", "0.4"]
-    rss = {minutes: peak_rss_mib("stream", tiny_model_dir, path, *flags) for minutes, path in long_wavs.items()}
+    rss = {minutes: peak_rss_mib(long_audio_runs[("stream", minutes)]) for minutes in (10, 60)}
     assert rss[60] - rss[10] < 64, f"peak RSS {rss[10]:.0f} MiB at 10 min, {rss[60]:.0f} MiB at 60 min"
 
 
+@pytest.mark.slow
 def test_benchmark_scripts_run_at_tiny_size(micro, tmp_path):
     for script, extra in (
         ("streaming.py", ["--hops", "0.5", "--seconds", "2"]),

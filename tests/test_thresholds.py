@@ -207,7 +207,7 @@ def event_f1(predictions, reference, config: EventConfig) -> tuple[float, float]
 
 @pytest.fixture(scope="module")
 def sounds(tmp_path_factory) -> Path:
-    from training.soundscapes import generate
+    from ast_deploy_training.soundscapes import generate
 
     out = tmp_path_factory.mktemp("scapes") / "sounds"
     generate(out, {"valid": 12, "test": 12}, duration=10.0, seed=3, keywords=(), progress=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ast_deploy.errors import InputError
-from training.config import TrainConfig, for_fold, load_config, recipe_names
-from training.train import learning_rate
+from ast_deploy_training.config import TrainConfig, for_fold, load_config, recipe_names
+from ast_deploy_training.train import learning_rate
 
 # The paper's recipes, as in the AST authors' released training scripts.
 PAPER = {

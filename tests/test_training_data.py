@@ -17,8 +17,8 @@ from ast_deploy.frontend import FrontEndConfig, KaldiFbank
 from ast_deploy.labels import read_label_csv
 from ast_deploy.manifests import read_split
 from ast_deploy.windows import cut_windows
-from training.augment import AugmentConfig, balanced_weights, mix_waveforms, spec_augment
-from training.data import AudioDataset, EpochSampler, ShardSampler, check_files, make_loader
+from ast_deploy_training.augment import AugmentConfig, balanced_weights, mix_waveforms, spec_augment
+from ast_deploy_training.data import AudioDataset, EpochSampler, ShardSampler, check_files, make_loader
 
 FE = FrontEndConfig(target_length=64, mean=-6.0, std=5.0)
 

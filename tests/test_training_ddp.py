@@ -11,12 +11,13 @@ import pytest
 from _training_helpers import overrides, write_tone_set
 
 from ast_deploy.checkpoints import load_checkpoint
-from training.config import load_config
-from training.train import run
+from ast_deploy_training.config import load_config
+from ast_deploy_training.train import run
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     train = write_tone_set(tmp_path, 16, name="train", seed=0)
     valid = write_tone_set(tmp_path, 5, name="valid", seed=1)  # 20 clips: not a multiple of 2 x batch
@@ -32,7 +33,7 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     two = tmp_path / "two"
     sets = [arg for o in common for arg in ("--set", o)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "training", "--out", str(two), *sets]  # fmt: skip
+           "-m", "ast_deploy_training", "--out", str(two), *sets]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     if result.returncode != 0 and "gloo" in result.stderr.lower() and "connect" in result.stderr.lower():
         pytest.skip(f"gloo cannot connect on this machine: {result.stderr[-300:]}")

@@ -18,9 +18,9 @@ from _training_helpers import overrides, write_tone_set
 from ast_deploy.checkpoints import LoadOptions, load_checkpoint
 from ast_deploy.checkpoints.adapt import state_dict_from_deit
 from ast_deploy.cli import main as cli
-from training.config import load_config
-from training.init_weights import initial_model
-from training.train import run
+from ast_deploy_training.config import load_config
+from ast_deploy_training.init_weights import initial_model
+from ast_deploy_training.train import run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
@@ -89,6 +89,7 @@ def test_checkpoint_loads_in_predict_and_in_transformers(trained, tones, capsys)
     assert hf.config.id2label[3] == "c3"
 
 
+@pytest.mark.slow
 def test_kill_and_resume_reaches_the_same_weights(tones, tmp_path) -> None:
     """SIGKILL a run after its first checkpoint, --resume it, compare with an uninterrupted run."""
     common = dict(
@@ -99,7 +100,7 @@ def test_kill_and_resume_reaches_the_same_weights(tones, tmp_path) -> None:
     run(load_config(None, overrides(**common, num_workers=2)), straight)
 
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "training", "--out", str(killed)]
+    cmd = [sys.executable, "-m", "ast_deploy_training", "--out", str(killed)]
     sets = [arg for o in overrides(**common) for arg in ("--set", o)]
     proc = subprocess.Popen([*cmd, *sets], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -119,6 +120,7 @@ def test_kill_and_resume_reaches_the_same_weights(tones, tmp_path) -> None:
     assert a["accuracy"] == b["accuracy"] and a["mAP"] == pytest.approx(b["mAP"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_stop_hook_and_resume_with_weight_averaging(tones, tmp_path) -> None:
     config = load_config(
         None, overrides(train_data=tones["train"], epochs=3, batch_size=32, wa_start=2, wa_end=3, stop_after_epoch=2)
@@ -132,6 +134,7 @@ def test_stop_hook_and_resume_with_weight_averaging(tones, tmp_path) -> None:
     assert max_diff(wa, {k: (e2[k] + e3[k]) / 2 for k in e2}) <= 1e-6
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_matches_one_big_batch(tones, tmp_path) -> None:
     base = dict(train_data=tones["train"], epochs=1, batch_size=16, max_steps_per_epoch=4)
     run(load_config(None, overrides(**base)), tmp_path / "a")
@@ -141,6 +144,7 @@ def test_gradient_accumulation_matches_one_big_batch(tones, tmp_path) -> None:
     assert max_diff(weights(tmp_path / "a" / "last"), weights(tmp_path / "b" / "last")) <= 1e-4
 
 
+@pytest.mark.slow
 def test_cross_validation_reports_per_fold_and_mean(tones, tmp_path) -> None:
     root = tones["train"].parent
     for fold in (1, 2):

@@ -1,4 +1,4 @@
-"""training.metrics against scikit-learn (the authors' implementation) on random data."""
+"""ast_deploy_training.metrics against scikit-learn (the authors' implementation) on random data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from training.metrics import accuracy, average_precision, compute_metrics, d_prime, roc_auc
+from ast_deploy_training.metrics import accuracy, average_precision, compute_metrics, d_prime, roc_auc
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 

@@ -13,7 +13,7 @@ import soundfile as sf
 from ast_deploy.errors import InputError
 from ast_deploy.labels import builtin_label_set, read_label_csv
 from ast_deploy.manifests import read_split
-from training.prepare import prepare_audioset, prepare_esc50, prepare_speechcommands
+from ast_deploy_training.prepare import prepare_audioset, prepare_esc50, prepare_speechcommands
 
 
 def wav(path: Path, rate: int = 16000, seconds: float = 0.2, value: float = 0.1) -> Path:
@@ -113,7 +113,7 @@ def test_audioset(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (make system-deps)")
 def test_quickstart_data_holds_out_voices(tmp_path: Path) -> None:
-    from training.quickstart_data import KEYWORDS, generate, is_generated
+    from ast_deploy_training.quickstart_data import KEYWORDS, generate, is_generated
 
     out = tmp_path / "qs"
     result = generate(out, clips_per_word=4, seed=1, workers=2, progress=False)

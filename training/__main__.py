@@ -1,9 +1,9 @@
-"""``python -m training RECIPE [--set key=value ...] [--out DIR] [--resume]``.
+"""``python -m ast_deploy_training RECIPE [--set key=value ...] [--out DIR] [--resume]``.
 
 The entry point for PyTorch's launcher, unchanged from one process to many nodes::
 
-    torchrun --nproc_per_node=4 -m training audioset_balanced --out runs/as
-    torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 -m training ...
+    torchrun --nproc_per_node=4 -m ast_deploy_training audioset_balanced --out runs/as
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 -m ast_deploy_training ...
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from ast_deploy.errors import InputError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training", description="Train an Audio Spectrogram Transformer.")
+    parser = argparse.ArgumentParser(
+        prog="python -m ast_deploy_training", description="Train an Audio Spectrogram Transformer."
+    )
     parser.add_argument("recipe", nargs="?", help="recipe name (training/recipes/*.toml) or a TOML config file")
     parser.add_argument(
         "--set",

@@ -39,7 +39,7 @@ def train(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default: runs/RECIPE).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last after a crash or kill.")] = False,
 ) -> None:
-    """Train an AST from a recipe; several processes/nodes: torchrun --nproc_per_node=N -m training RECIPE."""
+    """Train an AST from a recipe; several processes/nodes: torchrun --nproc_per_node=N -m ast_deploy_training RECIPE."""
     from .train import launch
 
     launch(recipe, overrides, out, resume)

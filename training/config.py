@@ -251,7 +251,7 @@ def _suggest(key: str) -> str:
 def recipe_names() -> list[str]:
     return sorted(
         p.name.removesuffix(".toml")
-        for p in resources.files("training").joinpath(RECIPE_DIR).iterdir()
+        for p in resources.files(__package__).joinpath(RECIPE_DIR).iterdir()
         if p.name.endswith(".toml")
     )
 
@@ -262,7 +262,7 @@ def read_recipe(name_or_path: str | Path) -> tuple[dict, str]:
     if path.is_file():
         text, where = _read_text(path), str(path)
     elif path.suffix != ".toml" and path.name in recipe_names():
-        resource = resources.files("training").joinpath(RECIPE_DIR, f"{path.name}.toml")
+        resource = resources.files(__package__).joinpath(RECIPE_DIR, f"{path.name}.toml")
         text, where = resource.read_text(encoding="utf-8"), f"recipe {path.name}"
     elif path.exists():
         raise InputError(f"{path}: not a file (expected a TOML config or a recipe name)")

@@ -292,7 +292,7 @@ def generate(
             )
             write_durations(tmp / f"{split}_durations.tsv", {r["file"]: r["duration"] for r in scapes})
         meta = {
-            "generator": "training.soundscapes",
+            "generator": "ast_deploy_training.soundscapes",
             "generator_version": GENERATOR_VERSION,
             "seed": seed,
             "splits": splits,

@@ -1,8 +1,8 @@
 """Training AST, top to bottom: runtime -> data -> model -> optimizer -> (resume) -> epochs -> finish.
 
 One function per phase; :func:`train` at the bottom strings them together. Run it as
-``ast-deploy train RECIPE``, ``python -m training RECIPE``, or on several processes and nodes as
-``torchrun --nproc_per_node=N -m training RECIPE`` (NCCL on GPUs, gloo on CPUs).
+``ast-deploy train RECIPE``, ``python -m ast_deploy_training RECIPE``, or on several processes and nodes as
+``torchrun --nproc_per_node=N -m ast_deploy_training RECIPE`` (NCCL on GPUs, gloo on CPUs).
 
 What a run writes into its output directory::
 
@@ -757,7 +757,7 @@ def resume_config(out: Path) -> TrainConfig:
 
 
 def launch(recipe: str | None, overrides: list[str] | None, out: Path | None, resume: bool) -> dict:
-    """What ``ast-deploy train`` and ``python -m training`` do: resolve the config and the output, then run.
+    """What ``ast-deploy train`` and ``python -m ast_deploy_training`` do: resolve the config and the output, then run.
 
     Without a recipe the config is the defaults plus ``--set``; ``--resume`` without a recipe
     continues with the run's saved ``config.json`` (plus any ``--set``).

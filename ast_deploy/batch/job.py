@@ -83,8 +83,10 @@ class BatchOptions:
     scores: str | None = None  # "float16" | "float32"
     embeddings: bool = False
     timeline: bool = False
-    # ast_deploy.events.EventConfig, or a function of the model's labels that makes one (--thresholds)
+    # ast_deploy.events.EventConfig, or a function of the model's labels that makes one (--thresholds);
+    # with rollup, the config of the parents' events
     events: EventConfig | Callable[[list[str]], EventConfig] | None = None
+    rollup: str | None = None  # --rollup: AudioSet parents per file (a depth or names; ast_deploy.ontology)
     retry_errors: bool = False
     shard_rows: int = 10000
     shard_seconds: float = 60.0
@@ -176,6 +178,17 @@ def _meta(opts: BatchOptions, info: ModelInfo, settings: ScoreSettings) -> dict:
             "min_duration": e.min_duration,
             "merge_gap": e.merge_gap,
         }
+    rollup = {}
+    if settings.rollup is not None:  # only when given: datasets written before --rollup still resume
+        from ..ontology import rollup_for
+
+        parents = rollup_for(info.labels, settings.rollup)
+        rollup = {
+            "rollup": {
+                "spec": settings.rollup,
+                "parents": [{"label": n, "mid": m} for n, m in zip(parents.labels, parents.mids, strict=True)],
+            }
+        }
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -197,6 +210,7 @@ def _meta(opts: BatchOptions, info: ModelInfo, settings: ScoreSettings) -> dict:
             "embeddings": settings.columns.embeddings,
             "timeline": settings.columns.timeline,
             "events": events,
+            **rollup,
         },
     }
 
@@ -299,12 +313,17 @@ def run_batch(opts: BatchOptions, progress: Callable[[Counts], None] | None = No
         if why:
             raise InputError(f"--embeddings: {why}")
     info = model_info(spec, here=local)
+    rollup = None
+    if opts.rollup is not None:  # a label set without ontology ids is refused before anything runs
+        from ..ontology import rollup_for
+
+        rollup = rollup_for(info.labels, opts.rollup)
     if callable(opts.events):
         opts.events = opts.events(info.labels)
-    if opts.events is not None:
-        opts.events.on_off(len(info.labels))  # per-label thresholds against this model's labels
-    columns = Columns(opts.scores, opts.embeddings, opts.events is not None, opts.timeline)
-    settings = ScoreSettings(opts.top_k, opts.aggregate, opts.hop, opts.batch_size, columns, opts.events)
+    if opts.events is not None:  # per-label thresholds against this model's labels (or the parents)
+        opts.events.on_off(len(info.labels) if rollup is None else len(rollup))
+    columns = Columns(opts.scores, opts.embeddings, opts.events is not None, opts.timeline, rollup is not None)
+    settings = ScoreSettings(opts.top_k, opts.aggregate, opts.hop, opts.batch_size, columns, opts.events, opts.rollup)
     listing = list_inputs([str(i) for i in opts.inputs])
     counts = Counts(
         out=str(opts.out),

@@ -137,12 +137,21 @@ def open_model(spec: ModelSpec):
 
 
 def embeddings_unavailable(spec: ModelSpec) -> str | None:
-    """Why ``--embeddings`` cannot be served by this model, or ``None``. The one place that decides it."""
-    from ..pipeline import Classifier
+    """Why ``--embeddings`` cannot be served by this model, or ``None``. The one place that decides it.
 
-    if not hasattr(Classifier, "outputs"):
-        return "the model has no embedding output yet (Classifier.outputs is not there)"
-    return None
+    A checkpoint always can (the PyTorch backends compute the embedding the head reads); an artifact
+    directory can where its manifest lists the ``embedding`` output (exported since embeddings), read
+    from the manifest alone, without opening the model. A path that is no model is left to
+    :func:`model_info`, which names the problem."""
+    if not spec.is_artifact_dir:
+        return None
+    from ..artifacts import ArtifactDir
+
+    artifacts = ArtifactDir(spec.path)
+    name = spec.backend or artifacts.default_backend(spec.device)
+    if name not in artifacts.backend_names():
+        return None  # model_info refuses the name, with the list
+    return artifacts.embedding_unavailable(name)
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,8 @@ class ScoreSettings:
     hop_seconds: float | None = None
     batch_size: int = 8  # windows per model call, across files
     columns: Columns = field(default_factory=Columns)
-    events: Any = None  # ast_deploy.events.EventConfig with --events
+    events: Any = None  # ast_deploy.events.EventConfig with --events (of the parents with --rollup)
+    rollup: str | None = None  # --rollup's spec: parents per file (ast_deploy.ontology.rollup_for)
 
 
 class Scorer:
@@ -178,13 +188,17 @@ class Scorer:
         # A backend compiled per batch shape (OpenVINO) runs every batch at one size: a partial batch
         # padded, rather than a compilation per size (docs/streaming.md, section 1).
         self.pad_to = self.batch if self.clf.static_batch_shapes else 1
+        self.rollup = None
+        if self.settings.rollup is not None:
+            from ..ontology import rollup_for
+
+            self.rollup = rollup_for(self.clf.labels, self.settings.rollup)
 
     def outputs(self, windows: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(scores (B, labels), embeddings (B, D) or None) of a batch of windows: the one call of the model.
-
-        Embeddings plug in here: ``return self.clf.outputs(windows, lengths)`` once the Classifier has it.
-        """
-        return self.clf.score_batch(windows, lengths, self.pad_to), None
+        """(scores (B, labels), embeddings (B, D) or None) of a batch of windows: the one call of the model,
+        :meth:`ast_deploy.pipeline.Classifier.outputs`, which predict's stream calls too (the embeddings
+        only with ``--embeddings``)."""
+        return self.clf.outputs(windows, lengths, self.pad_to, embedding=self.settings.columns.embeddings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         n = len(batch["path"])
@@ -254,6 +268,7 @@ class Scorer:
                     "top_labels",
                     "top_scores",
                     "events",
+                    "rollup",
                     TIMELINE_COLUMN,
                 ):
                     if name in rows:
@@ -275,7 +290,12 @@ class Scorer:
             clip_scores.append(p.mean_scores if st.aggregate == "mean" else p.max_scores)
             window_embeds = np.stack(embeds[i]) if embeds[i] else None
             clip_embeds.append(None if window_embeds is None else window_embeds.mean(axis=0))
-            if cols.events:
+            if cols.rollup:
+                rows["rollup"].append(self.rollup.to_json(clip_scores[-1]))
+            if cols.events and self.rollup is not None:  # events of the parents, as predict --rollup gives
+                found = prediction_events(self.rollup.prediction(p), st.events, st.hop_seconds)
+                rows["events"].append([self.rollup.event_json(e) for e in found])
+            elif cols.events:
                 rows["events"].append([e.to_json() for e in prediction_events(p, st.events, st.hop_seconds)])
             if cols.timeline:
                 rows[TIMELINE_COLUMN].append((p, window_embeds))

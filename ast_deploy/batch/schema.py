@@ -18,7 +18,13 @@ status          string                           ``ok`` or ``error``
 error           string, null                     one line naming the problem (error rows)
 scores          list<float16|float32>, null      ``--scores``: every label's clip score
 embedding       list<float32>, null              ``--embeddings``: mean over windows
-events          list<struct>, null               ``--events``: label, index, onset, offset, peak
+events          list<struct>, null               ``--events``: label, index, onset, offset, peak; with
+                                                 ``--rollup`` the parents' events: label, mid, index
+                                                 (the parent's place in ``_batch.json``'s
+                                                 ``settings.rollup.parents``), onset, offset, peak
+rollup          list<struct>, null               ``--rollup``: every parent (label, mid, score: the
+                                                 max over its labels of the ``--aggregate`` clip
+                                                 scores), best first
 ==============  ===============================  ===============================================
 
 ``timeline/`` (``--timeline``): one row per window: path, window (index), start, end (seconds),
@@ -48,6 +54,9 @@ EVENT_TYPE = pa.struct(
         ("peak", pa.float32()),
     ]
 )
+# --rollup --events: a parent's event also names its ontology id.
+PARENT_EVENT_TYPE = pa.struct([EVENT_TYPE.field(0), ("mid", pa.string()), *list(EVENT_TYPE)[1:]])
+ROLLUP_TYPE = pa.struct([("label", pa.string()), ("mid", pa.string()), ("score", pa.float32())])
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class Columns:
     embeddings: bool = False
     events: bool = False
     timeline: bool = False
+    rollup: bool = False  # --rollup: the parents per file (and events of parents with events)
 
     @property
     def score_type(self) -> pa.DataType:
@@ -81,7 +91,9 @@ class Columns:
         if self.embeddings:
             fields.append(("embedding", pa.list_(pa.float32())))
         if self.events:
-            fields.append(("events", pa.list_(EVENT_TYPE)))
+            fields.append(("events", pa.list_(PARENT_EVENT_TYPE if self.rollup else EVENT_TYPE)))
+        if self.rollup:
+            fields.append(("rollup", pa.list_(ROLLUP_TYPE)))
         if nested_timeline and self.timeline:
             fields.append((TIMELINE_COLUMN, pa.list_(self.window_type)))
         return pa.schema(fields)

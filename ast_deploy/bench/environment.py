@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ..cpu import cpu_info
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Distributions whose versions decide the figures (importlib.metadata names).
 LIBRARIES = ("torch", "numpy", "onnxruntime", "onnxruntime-gpu", "onnx", "transformers", "tensorrt", "ast-deploy")
@@ -66,6 +68,8 @@ def cpu() -> dict:
         "physical_cores": physical,
         "usable_cores": usable,
         "flags": [f for f in CPU_FLAGS if f in flags] if flags else None,
+        # The class decides the kernels (and so the figures): in the machine's name, results never mix.
+        "isa": cpu_info().isa_class,
     }
 
 
@@ -149,12 +153,14 @@ def collect(argv: list[str] | None = None) -> dict:
 
 
 def machine_name(environment: dict, device: str = "cpu") -> str:
-    """A file-name-safe machine name: the GPU model for CUDA runs, else the CPU model and cores."""
+    """A file-name-safe machine name: the GPU model for CUDA runs, else the CPU model, its ISA class
+    (:mod:`ast_deploy.cpu`: the same model name covers CPUs with and without AVX-512) and cores."""
     if torch.device(device).type == "cuda" and environment["gpus"]:
         name = environment["gpus"][0]["name"]
     else:
         c = environment["cpu"]
-        name = f"{c['model']} {c['usable_cores'] or c['logical_cores']}c"
+        isa = c.get("isa") if c.get("isa") not in (None, "other") else ""
+        name = f"{c['model']} {isa} {c['usable_cores'] or c['logical_cores']}c"
     for noise in (r"\(R\)", r"\(TM\)", r"\bCPU\b", r"\bProcessor\b", r"@.*?(?=\s\d+c$|$)", r"\b\d+-Core\b"):
         name = re.sub(noise, " ", name, flags=re.IGNORECASE)
     name = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

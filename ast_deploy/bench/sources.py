@@ -19,6 +19,7 @@ from ..model import ASTConfig
 from ..runtime import registry
 from ..runtime.base import Backend, InputKind, InputSpec
 from ..runtime.pytorch import open_pytorch_backend, spec_for
+from ..windows import window_length
 
 INPUT_KINDS: tuple[InputKind, ...] = ("waveform", "fbank")
 
@@ -55,7 +56,7 @@ class BenchSource:
     def clip_samples(self, kind: InputKind) -> int:
         """Samples of audio one input row stands for (fbank rows: the window their frames cover)."""
         spec = self.spec(kind)
-        return spec.num_samples if kind == "waveform" and spec.num_samples else self.frontend.window_samples
+        return window_length(spec.num_samples if kind == "waveform" else None, self.frontend)
 
     def clip_seconds(self, kind: InputKind) -> float:
         return self.clip_samples(kind) / self.frontend.sample_rate

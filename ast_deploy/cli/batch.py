@@ -25,6 +25,7 @@ from .options import (
     with_runtime_options,
     with_window_options,
 )
+from .rollup_option import RollupOption, model_rollup
 
 _RAY = "Ray"
 _OUTPUT = "Output"
@@ -98,6 +99,7 @@ def batch(
     ] = None,
     progress: ProgressOption = None,
     as_json: JsonOption = False,
+    rollup: RollupOption = None,
     options=None,
     runtime: Runtime | None = None,
     windows: Windows | None = None,
@@ -114,9 +116,13 @@ def batch(
     if not (address or os.environ.get("RAY_ADDRESS")):
         runtime.check_device()
     _require_extra()
+
     # Resolved against the model's labels once they are known (--thresholds names labels), as predict
-    # resolves it: without --thresholds, an artifact directory's stored thresholds.
-    event_config = (lambda labels: event_options.config(labels, model)) if event_options.wanted else None
+    # resolves it: without --thresholds, an artifact directory's stored thresholds; with --rollup, the
+    # config of the parents' events.
+    def event_config(labels: list[str]):
+        return event_options.config(labels, model, model_rollup(labels, rollup))
+
     opts = BatchOptions(
         model=str(model),
         inputs=list(inputs),
@@ -137,7 +143,8 @@ def batch(
         scores=scores,
         embeddings=embeddings,
         timeline=timeline,
-        events=event_config,
+        events=event_config if event_options.wanted else None,
+        rollup=rollup,
         retry_errors=retry_errors,
         shard_rows=shard_rows,
         shard_seconds=shard_seconds,

@@ -29,6 +29,7 @@ from .options import (
     with_window_options,
 )
 from .progress import progress_bars, window_progress
+from .rollup_option import RollupOption, model_rollup
 from .thresholds import reference_audio
 
 
@@ -64,6 +65,7 @@ def evaluate_events(
         Optional[Path], typer.Option(help="Where the reference's filenames are (default: the TSV's folder).")
     ] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write a per-class plot (PNG) here.")] = None,
+    rollup: RollupOption = None,
     as_json: JsonOption = False,
     progress: ProgressOption = None,
     options=None,
@@ -85,8 +87,11 @@ def evaluate_events(
     if _is_events_file(model):
         if audio:
             raise InputError(f"{model}: evaluating predicted events takes no audio files")
-        if event_options.given:
-            raise InputError(f"{model}: the events are already detected; event options apply to a model")
+        if event_options.given or rollup is not None:
+            raise InputError(
+                f"{model}: the events are already detected; event options and --rollup apply to a model "
+                "(predict --rollup SPEC --events gives events of parents)"
+            )
         estimates = sed.read_predict_events(model)
         if durations is not None:
             known = sed.read_durations(durations)
@@ -100,10 +105,17 @@ def evaluate_events(
         files = [str(p) for p in (audio_paths(audio) if audio else reference_audio(ref, reference, audio_dir))]
         clf = load(model, device=runtime.device, options=options, backend=runtime.backend)
         try:
-            event_config = event_options.config(clf.labels, model)  # an artifact directory's thresholds by default
+            parents = model_rollup(clf.labels, rollup)  # --rollup: events (and PSDS) of the parents
+            event_config = event_options.config(clf.labels, model, parents)  # an artifact's thresholds by default
             with progress_bars(show_progress(progress)) as report:
                 estimates, _ = sed.model_estimates(
-                    clf, files, event_config, windows.hop, windows.batch_size, progress=window_progress(report)
+                    clf,
+                    files,
+                    event_config,
+                    windows.hop,
+                    windows.batch_size,
+                    progress=window_progress(report),
+                    rollup=parents,
                 )
         finally:
             clf.close()

@@ -41,12 +41,18 @@ class EventOptions:
     def merge_gap(self) -> float:
         return self.values.get("merge_gap") or 0.0
 
-    def config(self, labels: list[str], model=None):
+    def config(self, labels: list[str], model=None, rollup=None):
         """The :class:`EventConfig`; without ``--thresholds``, the thresholds file that the artifact
-        directory ``model`` carries (``ast-deploy thresholds --store``), if any, is used."""
+        directory ``model`` carries (``ast-deploy thresholds --store``), if any, is used.
+
+        With ``rollup`` (``--rollup``: :class:`~ast_deploy.ontology.Rollup`) the events are those of
+        its parent classes: ``--thresholds`` rows name parents, and a stored thresholds file (chosen
+        for the model's own labels) does not apply."""
         from ..events import EventConfig
         from ..thresholds import default_event_thresholds
 
+        if rollup is not None:
+            labels, model = list(rollup.labels), None
         v = self.values
         threshold = 0.5 if v.get("threshold") is None else v["threshold"]
         per_label = default_event_thresholds(model, v.get("thresholds"), labels, v.get("off_threshold"))

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import InputError
+from ..runtime.base import no_embedding
 from .app import app, print_table
 from .event_options import EventOptions, with_event_options
 from .options import (
@@ -29,7 +30,7 @@ from .options import (
     with_window_options,
 )
 from .progress import progress_bars, window_progress
-from .rollup_option import RollupOption, model_rollup, with_rollup
+from .rollup_option import RollupOption, file_events, model_rollup, with_rollup
 
 
 @app.command()
@@ -44,6 +45,13 @@ def predict(
     top_k: TopKOption = 5,
     as_json: JsonOption = False,
     aggregate: Annotated[str, typer.Option(help="Rank by mean or max over windows.")] = "mean",
+    embeddings: Annotated[
+        bool,
+        typer.Option(
+            "--embeddings",
+            help="Add the clip embedding (the head's input) of each window and of each file (mean over windows) to --json.",
+        ),
+    ] = False,
     progress: ProgressOption = None,
     rollup: RollupOption = None,
     options=None,
@@ -52,12 +60,15 @@ def predict(
     serving: Serving | None = None,
     event_options: EventOptions | None = None,
 ) -> None:
-    """Top labels for each audio file; with --json a timeline of windows. Events (--events) go into the
-    JSON, else out as JSON lines. With --url, every argument is audio for the served model."""
+    """Top labels for each audio file; with --json a timeline of windows (and with --embeddings the clip
+    embeddings). Events (--events) go into the JSON, else out as JSON lines. With --url, every argument is
+    audio for the served model."""
     from .. import load
 
     if aggregate not in ("mean", "max"):
         raise InputError(f"--aggregate must be mean or max, not {aggregate!r}")
+    if embeddings and not as_json:
+        raise InputError("--embeddings: the embeddings go into the JSON output; add --json")
     runtime.check_device()
     if serving.url is not None:  # a served model (ast-deploy serve / triton): windows cut here, run there
         from ..client import open_url
@@ -71,8 +82,10 @@ def predict(
         files = audio_paths(audio)
         clf = load(model, device=runtime.device, options=options, backend=runtime.backend)
     try:
+        if embeddings and not clf.has_embedding:  # an artifact exported before embeddings: logits only
+            raise InputError(f"--embeddings: {model}: {no_embedding(clf.backend.name)}")
         parents = model_rollup(clf.labels, rollup)
-        config = event_options.config(clf.labels, model) if event_options.wanted else None
+        config = event_options.config(clf.labels, model, parents) if event_options.wanted else None
         with progress_bars(show_progress(progress)) as report:
             results = clf.predict(
                 files,
@@ -80,14 +93,13 @@ def predict(
                 hop_seconds=windows.hop,
                 batch_size=windows.batch_size,
                 progress=window_progress(report),
+                embeddings=embeddings,
             )
     finally:
         clf.close()
     found = {}
-    if config is not None:
-        from ..events import prediction_events
-
-        found = {id(r): [e.to_json() for e in prediction_events(r, config, windows.hop)] for r in results}
+    if config is not None:  # with --rollup, events of the parents
+        found = {id(r): file_events(r, config, windows.hop, parents) for r in results}
         if not as_json:
             for r in results:
                 for e in found[id(r)]:

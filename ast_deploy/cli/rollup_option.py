@@ -1,4 +1,5 @@
-"""``--rollup``: AudioSet parent classes in the output of predict and stream (docs/decisions.md, "Roll-up")."""
+"""``--rollup``: AudioSet parent classes in the output of predict, stream and batch, and with
+``--events`` the events of those parents (docs/decisions.md, "Roll-up")."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ RollupOption = Annotated[
     Optional[str],
     typer.Option(
         "--rollup",
-        help="AudioSet parent classes too: a depth (0 = the 7 top categories) or parent names ('Animal;Music'). "
-        "Needs AudioSet labels.",
+        help="AudioSet parent classes too: a depth (0 = the 7 top categories) or parent names ('Animal;Music'); "
+        "with --events, events of the parents. Needs AudioSet labels.",
         rich_help_panel="Roll-up",
     ),
 ]
@@ -37,3 +38,13 @@ def with_rollup(doc: dict, prediction, rollup, aggregate: str) -> dict:
     for window, window_scores in zip(doc["windows"], prediction.window_scores, strict=True):
         window["rollup"] = rollup.to_json(window_scores)
     return doc
+
+
+def file_events(prediction, config, hop_seconds: float | None, rollup) -> list[dict]:
+    """The events of one file as JSON: of the model's labels, or with ``--rollup`` of the parents
+    (from the rolled-up window scores; each event also names its parent's ``mid``)."""
+    from ..events import prediction_events
+
+    if rollup is None:
+        return [e.to_json() for e in prediction_events(prediction, config, hop_seconds)]
+    return [rollup.event_json(e) for e in prediction_events(rollup.prediction(prediction), config, hop_seconds)]

@@ -20,6 +20,7 @@ import numpy as np
 import typer
 
 from ..errors import InputError
+from ..windows import seconds_to_samples
 from .app import app
 from .event_options import EventOptions, with_event_options
 from .options import (
@@ -168,8 +169,9 @@ def stream(
         s = clf.stream(hop=windows.hop, window=windows.window, sample_rate=input_rate, batch_size=windows.batch_size)
         s.where = "stdin" if audio_file is None else source
         tracker = None
-        if event_options.wanted:
-            tracker = EventTracker(clf.labels, event_options.config(clf.labels, model), s.hop, clf.sample_rate)
+        if event_options.wanted:  # with --rollup, events of the parents
+            config = event_options.config(clf.labels, model, parents)
+            tracker = EventTracker(clf.labels if parents is None else parents.labels, config, s.hop, clf.sample_rate)
         print_json_line(
             {
                 "type": "start",
@@ -183,10 +185,13 @@ def stream(
                 "labels": len(clf.labels),
             }
         )
-        frames = max(1, round(chunk * input_rate))
+        frames = max(1, seconds_to_samples(chunk, input_rate))  # audio frames (all channels) per read
         counts = {"windows": 0, "events": 0}
         latencies: list[float] = []
         compute = 0.0
+
+        def event_line(e) -> dict:
+            return {"type": "event", **(e.to_json() if parents is None else parents.event_json(e))}
 
         def emit(windows, took: float, final: bool) -> None:
             for w in windows:
@@ -198,12 +203,13 @@ def stream(
                 latencies.append(took)
                 counts["windows"] += 1
                 if tracker is not None:
-                    for e in tracker.update(w.start_sample, w.end_sample, w.scores):
-                        print_json_line({"type": "event", **e.to_json()})
+                    scores = w.scores if parents is None else parents.apply(w.scores)
+                    for e in tracker.update(w.start_sample, w.end_sample, scores):
+                        print_json_line(event_line(e))
                         counts["events"] += 1
             if final and tracker is not None:
                 for e in tracker.flush():
-                    print_json_line({"type": "event", **e.to_json()})
+                    print_json_line(event_line(e))
                     counts["events"] += 1
 
         with interrupt.installed():

@@ -26,7 +26,7 @@ from ..runtime import registry
 from ..windows import frame_samples, window_length
 from . import aoti, aoti_int8, onnx, onnx_fp16, onnx_int8, openvino, openvino_int8, tensorrt, torchscript
 from .graph import BatchRange, ExportOptions, build_graph
-from .manifest import FORMAT, FORMAT_VERSION, file_entries, write_manifest
+from .manifest import FORMAT, FORMAT_VERSION, embedding_entry, file_entries, output_entries, write_manifest
 
 FORMATS = {
     m.NAME: m for m in (torchscript, onnx, onnx_fp16, onnx_int8, aoti, aoti_int8, openvino, openvino_int8, tensorrt)
@@ -205,7 +205,7 @@ def make_manifest(source: Path, ckpt, graph, batch: BatchRange, artifacts: list[
     from .. import __version__
 
     spec = graph.spec
-    dynamic = {name: {"0": "batch"} for name in [*spec.input_names, "logits"]}
+    dynamic = {name: {"0": "batch"} for name in [*spec.input_names, *graph.output_names]}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -244,6 +244,8 @@ def make_manifest(source: Path, ckpt, graph, batch: BatchRange, artifacts: list[
             },
             "frontend": ckpt.frontend.to_dict(),
         },
+        "outputs": output_entries(ckpt.config),
+        "embedding": embedding_entry(ckpt.config),
         "artifacts": artifacts,
         "skipped": skipped,
         "environment": {"torch": torch.__version__},

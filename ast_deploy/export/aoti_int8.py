@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..cpu import no_int8_dot
 from ..quantize import quantize_int8
-from ..waveform_model import WaveformAST
 from . import aoti
 from .graph import ExportGraph, ExportOptions
 
@@ -32,7 +31,7 @@ def unavailable() -> str | None:
 
 def build(graph: ExportGraph, path: Path, deps: dict[str, Path], options: ExportOptions) -> dict:
     module = copy.deepcopy(graph.module)
-    quantize_int8(module.model if isinstance(module, WaveformAST) else module)
+    quantize_int8(module.model)  # the ASTModel inside either graph (ast_deploy.waveform_model)
     info = aoti.compile_package(module, graph, path)
     info["quantization"] = "W8A8: int8 weights per output channel, int8 activations per token (dynamic)"
     return info

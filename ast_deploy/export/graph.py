@@ -15,8 +15,8 @@ from torch import nn
 from ..checkpoints import Checkpoint
 from ..errors import InputError
 from ..frontend import FrontEndConfig, KaldiFbank
-from ..runtime.base import INPUT_NAMES, OUTPUT_NAME, InputKind, InputSpec
-from ..waveform_model import WaveformAST
+from ..runtime.base import INPUT_NAMES, OUTPUT_NAMES, InputKind, InputSpec
+from ..waveform_model import FbankAST, WaveformAST
 from .calibration import Calibration
 
 
@@ -57,7 +57,9 @@ class ExportOptions:
 
 @dataclass
 class ExportGraph:
-    """The module to export with example inputs; one per (checkpoint, input kind, clip length)."""
+    """The module to export with example inputs; one per (checkpoint, input kind, clip length).
+    ``module`` answers ``(logits, embedding)`` (:mod:`ast_deploy.waveform_model`); ``module.model``
+    is its :class:`~ast_deploy.model.ASTModel`."""
 
     module: nn.Module
     spec: InputSpec
@@ -72,7 +74,8 @@ class ExportGraph:
 
     @property
     def output_names(self) -> list[str]:
-        return [OUTPUT_NAME]
+        """``logits`` and ``embedding``: the graph's outputs, in that order, in every format."""
+        return list(OUTPUT_NAMES)
 
     def example_inputs(self, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
         """Seeded inputs of a given batch: speech-level noise; waveform rows of different lengths."""
@@ -100,7 +103,7 @@ def build_graph(ckpt: Checkpoint, kind: InputKind, batch: BatchRange, clip_secon
         if clip_seconds is not None:
             raise InputError("--clip-seconds applies to waveform input only; fbank graphs take the model's frames")
         spec = InputSpec("fbank", fe.sample_rate, fe.target_length, fe.num_mel_bins, None, batch.min, batch.max)
-        graph = ExportGraph(model, spec, batch, (), fe)
+        graph = ExportGraph(FbankAST(model).eval(), spec, batch, (), fe)
     else:
         samples = fe.window_samples if clip_seconds is None else round(clip_seconds * fe.sample_rate)
         if samples < fe.window_size:

@@ -14,6 +14,9 @@ Layout (``format_version`` 2)::
                 "num_mel_bins", "dtype", "names": [...], "output": "logits", "batch": {"min","opt","max"},
                 "dynamic_axes": {name: {"0": "batch"}}, "normalization": {"mean","std"},
                 "frontend": {FrontEndConfig fields}},
+      "outputs": [{"name": "logits", "shape": ["batch", num_labels], "dtype", "meaning"},
+                  {"name": "embedding", "shape": ["batch", embed_dim], "dtype", "meaning"}],
+      "embedding": {"output": "embedding", "dim", "definition", "per_file"},
       "artifacts": [{"name", "files": [{"file", "sha256", "bytes"}, ...], "format", "precision",
                      "opset", "tools", "parity": {...} | null}],
       "skipped": [{"name", "reason"}]
@@ -28,6 +31,13 @@ first), or in ``FILE`` alone when there is one.
 shortest audio with a window) are the window rule's sizes (:mod:`ast_deploy.windows`), recorded so that
 no reader recomputes them (the C++ runtime reads them); :func:`read_manifest` derives them, by that
 rule, for manifests written before they were recorded.
+
+``outputs`` lists the graph outputs every artifact of the directory answers, by tensor name, in order:
+``logits`` and ``embedding`` (the clip embedding, defined once for the directory under ``embedding``:
+:data:`ast_deploy.model.EMBEDDING_DEFINITION`). A manifest without ``outputs`` (or without
+``embedding`` among them) was written before embeddings were exported: its artifacts answer
+``logits`` alone, which work as ever, and asking them for embeddings is one :class:`InputError`
+(:func:`output_names`; ``ArtifactDir.embedding_unavailable``).
 
 Format 1 gave each artifact a single ``"file", "sha256", "bytes"``. :func:`read_manifest` still reads
 it and hands out the format-2 shape (``files`` with one entry), so nothing else sees format 1.
@@ -45,6 +55,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..fileio import read_json_object, sha256_file, write_json
 from ..frontend import FrontEndConfig
+from ..model import EMBEDDING_DEFINITION, OUTPUT_NAMES, ASTConfig
 from ..validation import first_violation, load_schema
 from ..windows import frame_samples, window_length
 
@@ -55,6 +66,7 @@ READABLE_VERSIONS = (1, 2)
 REQUIRED = ("format", "format_version", "model", "labels", "activation", "input", "artifacts")
 FILE_KEYS = ("file", "sha256", "bytes")
 SCHEMA = "manifest.schema.json"
+OUTPUT_NAME, EMBEDDING_NAME = OUTPUT_NAMES
 
 
 def read_manifest(directory: str | Path) -> dict:
@@ -84,7 +96,60 @@ def read_manifest(directory: str | Path) -> dict:
     for i, artifact in enumerate(manifest["artifacts"]):
         _check_artifact(artifact, path, i)
     _fill_window_sizes(manifest["input"], path)
+    _check_outputs(manifest, path)
     return manifest
+
+
+def _check_outputs(manifest: dict, path: Path) -> None:
+    """``outputs``, where recorded, is a list of named outputs that starts with ``logits``."""
+    outputs = manifest.get("outputs")
+    if outputs is None:
+        return  # written before embeddings: logits only (output_names)
+    if not (
+        isinstance(outputs, list)
+        and outputs
+        and all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs)
+    ):
+        raise InputError(f"{path}: manifest outputs is not a list of named outputs")
+    if outputs[0]["name"] != OUTPUT_NAME:
+        raise InputError(f"{path}: manifest outputs start with {outputs[0]['name']!r}, not {OUTPUT_NAME!r}")
+
+
+def output_entries(config: ASTConfig) -> list[dict]:
+    """The ``outputs`` of a manifest written now: every exported graph answers both, in this order."""
+    return [
+        {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", config.num_labels],
+            "dtype": "float32",
+            "meaning": "the classifier head's output per window, before the activation (scores = activation(logits))",
+        },
+        {
+            "name": EMBEDDING_NAME,
+            "shape": ["batch", config.embed_dim],
+            "dtype": "float32",
+            "meaning": "the clip embedding of each window: the head's input (see embedding.definition)",
+        },
+    ]
+
+
+def embedding_entry(config: ASTConfig) -> dict:
+    """The manifest's ``embedding``: what the ``embedding`` output is, once for the directory."""
+    return {
+        "output": EMBEDDING_NAME,
+        "dim": config.embed_dim,
+        "definition": EMBEDDING_DEFINITION,
+        "per_file": "mean over the file's windows",
+    }
+
+
+def output_names(manifest: dict) -> list[str]:
+    """The graph outputs of the manifest's artifacts, in order: ``["logits", "embedding"]``, or
+    ``["logits"]`` for a manifest written before embeddings were exported."""
+    outputs = manifest.get("outputs")
+    if not outputs:
+        return [OUTPUT_NAME]
+    return [o["name"] for o in outputs]
 
 
 def _fill_window_sizes(section, path: Path) -> None:

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from .compare import (
     DEFAULT_THRESHOLDS,
+    EMBEDDING_MIN_COSINE,
     PARITY_BATCH,
     BackendParity,
+    EmbeddingParity,
     ParityReport,
     Thresholds,
     compare,
     markdown,
     parity_batch,
     run_backend,
+    run_outputs,
     run_parity,
     table,
     task_metric,
@@ -41,9 +44,11 @@ from .inputs import (
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "EMBEDDING_MIN_COSINE",
     "HARD_SIGNALS",
     "PARITY_BATCH",
     "BackendParity",
+    "EmbeddingParity",
     "ParityInputs",
     "ParityReport",
     "Thresholds",
@@ -55,6 +60,7 @@ __all__ = [
     "model_label_set",
     "parity_batch",
     "run_backend",
+    "run_outputs",
     "run_parity",
     "synthetic_inputs",
     "synthetic_signals",

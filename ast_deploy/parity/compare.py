@@ -3,7 +3,9 @@
 
 Per backend: max/mean absolute error of logits and of scores, cosine similarity of logit vectors
 (worst clip), top-1 and top-5 agreement, and with labels the task metric and its difference from
-the reference. Thresholds depend on the artifact's precision (:data:`DEFAULT_THRESHOLDS`).
+the reference. Thresholds depend on the artifact's precision (:data:`DEFAULT_THRESHOLDS`). Where the
+artifact has an ``embedding`` output, the clip embeddings are judged too: cosine with the reference's
+``forward_features`` per clip, bounded per precision (:data:`EMBEDDING_MIN_COSINE`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 from ..cpu import cpu_info
 from ..frontend import KaldiFbank
 from ..model import apply_activation
-from ..runtime.base import Backend
+from ..runtime.base import Backend, Outputs
 from .inputs import ParityInputs, synthetic_inputs
 
 
@@ -50,6 +52,15 @@ DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
 }
 
 
+# The clip embedding (the head's input; ast_deploy.model.EMBEDDING_DEFINITION) against the reference's
+# forward_features, per clip: the worst cosine must reach this. Measured worst (docs/parity.md#embeddings: four
+# fixture models, waveform and fbank graphs, 64 seeded + 8 hard signals and 30 unseen-voice clips): fp32
+# 1 - 7e-11 (bound: 1 - 1e-5); fp16 1 - 6e-7 (bound 1 - 5e-4, 800x the measured gap); bf16 0.99990 (bound
+# 0.999, 10x); int8 0.99915 (bound 0.99, 12x, the logits' bound). The CLI's logit bounds (--max-abs-logit,
+# --min-cosine, --min-top1) leave these alone; run_parity(embedding_thresholds=...) replaces them.
+EMBEDDING_MIN_COSINE: dict[str, float] = {"fp32": 0.99999, "fp16": 0.9995, "bf16": 0.999, "int8": 0.99}
+
+
 def threshold_overrides(
     max_abs_logit: float | None = None, min_cosine: float | None = None, min_top1: float | None = None
 ) -> dict[str, Thresholds]:
@@ -72,6 +83,16 @@ def threshold_overrides(
 
 
 @dataclass
+class EmbeddingParity:
+    """The clip embeddings of one backend against the reference's (``forward_features``), over the inputs."""
+
+    min_cosine: float  # worst clip
+    mean_cosine: float
+    max_abs: float  # largest elementwise difference
+    bound: float  # the min_cosine it had to reach (EMBEDDING_MIN_COSINE of its precision)
+
+
+@dataclass
 class BackendParity:
     backend: str
     precision: str
@@ -89,6 +110,7 @@ class BackendParity:
     task_metric: dict | None = None
     failures: list[str] = field(default_factory=list)
     crosscheck: dict | None = None  # a second judge's verdict (parity --crosscheck polygraphy); not ours
+    embedding: EmbeddingParity | None = None  # None: the artifact has no embedding output (exported before them)
 
     @property
     def passed(self) -> bool:
@@ -153,20 +175,34 @@ def run_backend(
     """Logits (N, labels) on the host, in batches of ``batch``. A backend that compiles one static shape per
     batch size (OpenVINO) runs the last, partial batch padded to ``batch``: one compilation, not two.
     ``progress(inputs done)`` after each batch."""
-    out = []
+    return run_outputs(backend, inputs, frontend, batch, progress).logits
+
+
+def run_outputs(
+    backend: Backend,
+    inputs: ParityInputs,
+    frontend: KaldiFbank | None,
+    batch: int,
+    progress: Callable[[int], None] | None = None,
+    embedding: bool = False,
+) -> Outputs:
+    """:func:`run_backend`, and with ``embedding`` the clip embeddings (N, embed_dim) from the same calls."""
+    logits, embeds = [], []
     pad_to = batch if backend.static_batch_shapes else 1
     for i in range(0, len(inputs.windows), batch):
         x = torch.from_numpy(inputs.windows[i : i + batch])
         n = torch.from_numpy(inputs.lengths[i : i + batch])
         if backend.spec.kind == "fbank":
             with torch.inference_mode():
-                logits = backend.run_padded(frontend(x, n), None, pad_to)
+                out = backend.run(frontend(x, n), None, embedding, pad_to)
         else:
-            logits = backend.run_padded(x, n, pad_to)
-        out.append(logits.float().cpu())
+            out = backend.run(x, n, embedding, pad_to)
+        logits.append(out.logits.float().cpu())
+        if embedding:
+            embeds.append(out.embedding.float().cpu())
         if progress:
             progress(min(i + batch, len(inputs.windows)))
-    return torch.cat(out)
+    return Outputs(torch.cat(logits), torch.cat(embeds) if embedding else None)
 
 
 def task_metric(scores: np.ndarray, targets: list[list[int]], activation: str) -> dict:
@@ -196,7 +232,12 @@ def compare(
     activation: str,
     thresholds: Thresholds,
     targets: list[list[int]] | None,
+    embedding: torch.Tensor | None = None,
+    ref_embedding: torch.Tensor | None = None,
+    min_embedding_cosine: float | None = None,
 ) -> BackendParity:
+    """Judge ``logits`` against the reference's ``ref`` (and, when both are given, ``embedding`` against
+    ``ref_embedding``: worst cosine >= ``min_embedding_cosine``, default :data:`EMBEDDING_MIN_COSINE` of ``precision``)."""
     logits, ref = logits.double(), ref.double()
     scores, ref_scores = apply_activation(logits, activation), apply_activation(ref, activation)
     cosine = torch.nn.functional.cosine_similarity(logits, ref, dim=-1)
@@ -238,6 +279,26 @@ def compare(
             else "top-1 agreement"
         )
         result.failures.append(f"{what} {top1:.3f} < {t.min_top1:g}")
+    if embedding is not None and ref_embedding is not None:
+        bound = EMBEDDING_MIN_COSINE[precision] if min_embedding_cosine is None else min_embedding_cosine
+        result.embedding = judge_embedding(embedding, ref_embedding, bound, result.failures)
+    return result
+
+
+def judge_embedding(embedding: torch.Tensor, ref: torch.Tensor, bound: float, failures: list[str]) -> EmbeddingParity:
+    """Per-clip cosine of the embeddings with the reference's; a failure line when the worst is below ``bound``."""
+    embedding, ref = embedding.double(), ref.double()
+    cosine = torch.nn.functional.cosine_similarity(embedding, ref, dim=-1)
+    result = EmbeddingParity(
+        min_cosine=float(cosine.min()),
+        mean_cosine=float(cosine.mean()),
+        max_abs=float((embedding - ref).abs().max()),
+        bound=bound,
+    )
+    if not torch.isfinite(embedding).all():
+        failures.append("non-finite embedding")
+    elif not result.min_cosine >= bound:
+        failures.append(f"min embedding cosine {result.min_cosine:.6f} < {bound:g}")
     return result
 
 
@@ -253,17 +314,21 @@ def run_parity(
     thresholds: dict[str, Thresholds] | None = None,
     seed: int = 0,
     progress: ParityProgress | None = None,
+    embedding_thresholds: dict[str, float] | None = None,
 ) -> ParityReport:
     """Compare ``backends`` (default: every artifact in the manifest this machine can run; the others are
     listed in ``refused`` with the reason) with PyTorch float32. A backend named in ``backends`` that cannot
     run here raises :class:`~ast_deploy.errors.UnavailableError`.
 
-    The reference runs once for all backends; every backend runs at :func:`parity_batch`.
+    The reference runs once for all backends; every backend runs at :func:`parity_batch`. A backend whose
+    graph has the clip embedding (every artifact exported since embeddings) has it judged too
+    (``embedding_thresholds`` replaces :data:`EMBEDDING_MIN_COSINE` per precision); an older one, its logits only.
     ``progress(backend, done, total)`` reports each batch ("pytorch" is the reference)."""
     from ..artifacts import ArtifactDir
 
     artifacts = artifacts if isinstance(artifacts, ArtifactDir) else ArtifactDir(artifacts)
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    embedding_bounds = {**EMBEDDING_MIN_COSINE, **(embedding_thresholds or {})}
     if inputs is None:
         inputs = synthetic_inputs(artifacts, n, seed)
     frontend = KaldiFbank(artifacts.frontend_config)
@@ -276,7 +341,7 @@ def run_parity(
     if progress:
         progress("pytorch", 0, total)
     reference = artifacts.open("pytorch", "cpu")
-    ref = run_backend(reference, inputs, frontend, batch, reporter("pytorch"))
+    ref, ref_embedding = run_outputs(reference, inputs, frontend, batch, reporter("pytorch"), embedding=True)
     ref_metric = (
         task_metric(apply_activation(ref.double(), artifacts.activation).numpy(), inputs.labels, artifacts.activation)
         if inputs.labels
@@ -297,11 +362,16 @@ def run_parity(
             progress(name, 0, total)
         backend = artifacts.open(name, device)
         try:
-            logits = run_backend(backend, inputs, frontend, batch, reporter(name))
+            logits, embedding = run_outputs(
+                backend, inputs, frontend, batch, reporter(name), embedding=backend.has_embedding
+            )
         finally:
             backend.close()
         precision = precisions.get(name, backend.precision)
-        result = compare(name, precision, logits, ref, artifacts.activation, thresholds[precision], inputs.labels)
+        result = compare(
+            name, precision, logits, ref, artifacts.activation, thresholds[precision], inputs.labels,
+            embedding, ref_embedding, embedding_bounds[precision],
+        )  # fmt: skip
         if result.task_metric and ref_metric:
             result.task_metric["difference"] = result.task_metric["value"] - ref_metric["value"]
         results.append(result)
@@ -316,8 +386,10 @@ def run_parity(
     )
 
 
-# Errors are absolute differences from the PyTorch float32 reference.
-COLUMNS = ("backend", "prec", "max Δlogit", "mean Δlogit", "max Δscore", "min cos", "top-1", "top-5", "task", "ok")
+# Errors are absolute differences from the PyTorch float32 reference; "emb cos": the worst clip's embedding cosine.
+COLUMNS = (
+    "backend", "prec", "max Δlogit", "mean Δlogit", "max Δscore", "min cos", "emb cos", "top-1", "top-5", "task", "ok",
+)  # fmt: skip
 
 
 def table_cells(rows: list[dict]) -> list[list[str]]:
@@ -326,7 +398,7 @@ def table_cells(rows: list[dict]) -> list[list[str]]:
     for row in rows:
         p = row.get("parity", row)
         if not p:
-            cells.append([row["name"], row["precision"], *["-"] * 7, "not checked"])
+            cells.append([row["name"], row["precision"], *["-"] * 8, "not checked"])
             continue
         task = p.get("task_metric")
         top1 = f"{p['top1_agreement']:.0%}"
@@ -334,7 +406,8 @@ def table_cells(rows: list[dict]) -> list[list[str]]:
             top1 += f" ({p['top1_decisive']:.0%} of {p['decisive_clips']})"
         cells.append([
             p["backend"], p["precision"], f"{p['max_abs_logit']:.1e}", f"{p['mean_abs_logit']:.1e}",
-            f"{p['max_abs_score']:.1e}", f"{p['min_cosine']:.5f}", top1, f"{p['top5_agreement']:.0%}",
+            f"{p['max_abs_score']:.1e}", f"{p['min_cosine']:.5f}",
+            f"{p['embedding']['min_cosine']:.5f}" if p.get("embedding") else "-", top1, f"{p['top5_agreement']:.0%}",
             f"{task['metric']} {task['value']:.3f} ({task.get('difference', 0):+.3f})" if task else "-",
             "yes" if p["passed"] else "NO: " + "; ".join(p["failures"]),
         ])  # fmt: skip

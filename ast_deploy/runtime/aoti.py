@@ -8,7 +8,7 @@ import torch
 
 from ..cpu import cpu_info, missing_for_isa, no_int8_dot
 from ..errors import InputError
-from .base import Backend, InputSpec
+from .base import Backend, InputSpec, Outputs
 from .registry import BackendEntry
 
 # An AOTInductor package is compiled for one device type, recorded in the manifest as "device".
@@ -51,6 +51,5 @@ class AOTInductorBackend(Backend):
         self.runner = torch._inductor.aoti_load_package(str(path))
 
     @torch.inference_mode()
-    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
-        out = self.runner(*self.graph_inputs(inputs, num_samples))
-        return (out[0] if isinstance(out, (list, tuple)) else out).float()
+    def _run_outputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None, embedding: bool) -> Outputs:
+        return Outputs.of_graph(self.runner(*self.graph_inputs(inputs, num_samples)), embedding)

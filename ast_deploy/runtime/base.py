@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
-import abc
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 
 from ..errors import InputError
+from ..model import OUTPUT_NAMES
 
 InputKind = Literal["waveform", "fbank"]
 # Graph input and output names, fixed for every exported artifact.
 INPUT_NAMES: dict[str, tuple[str, ...]] = {"waveform": ("waveform", "num_samples"), "fbank": ("fbank",)}
-OUTPUT_NAME = "logits"
+# Outputs: logits and the clip embedding (ast_deploy.model.EMBEDDING_DEFINITION), in this order, in every
+# graph exported since embeddings; older artifacts answer logits only.
+OUTPUT_NAME, EMBEDDING_NAME = OUTPUT_NAMES
+
+
+class Outputs(NamedTuple):
+    """What one backend call answers: float32 logits (B, labels), and the clip embeddings (B, embed_dim)
+    when they were asked for (``None`` otherwise)."""
+
+    logits: torch.Tensor
+    embedding: torch.Tensor | None = None
+
+    @classmethod
+    def of_graph(cls, out, embedding: bool) -> Outputs:
+        """A torch graph's result (TorchScript, AOTInductor): ``(logits, embedding)`` from graphs exported
+        since embeddings, logits alone from older ones (never asked for an embedding)."""
+        if isinstance(out, (list, tuple)):
+            return cls(out[0].float(), out[1].float() if embedding else None)
+        return cls(out.float())
+
+    def first(self, rows: int) -> Outputs:
+        """The first ``rows`` rows of each output (a padded batch's own rows)."""
+        return Outputs(self.logits[:rows], None if self.embedding is None else self.embedding[:rows])
+
+
+def no_embedding(name: str) -> str:
+    """Why backend ``name`` gives no embeddings: its artifact was exported before they were (logits only)."""
+    return (
+        f"backend {name!r} has no embedding output: its artifact was exported before ast-deploy exported "
+        "embeddings (logits only); re-export the checkpoint to get them"
+    )
 
 
 @dataclass(frozen=True)
@@ -62,12 +92,15 @@ class InputSpec:
             raise InputError(f"{where}: expected float32 input, got {inputs.dtype}")
 
 
-class Backend(abc.ABC):
-    """A loaded artifact (or the PyTorch model) that maps a batch of inputs to float32 logits.
+class Backend:
+    """A loaded artifact (or the PyTorch model) that maps a batch of inputs to float32 logits and, where
+    its graph has one, the clip embedding.
 
-    Subclasses implement :meth:`_run`; inputs arrive on any device and logits come back on
-    ``self.device`` (CPU for ONNX Runtime) without a host synchronisation, so that benchmarks
-    decide where to synchronise.
+    Subclasses implement :meth:`_run_outputs` (every output they have; the embedding only when asked,
+    so that the logits path fetches nothing more than before), or only :meth:`_run` (logits) for a
+    graph without an embedding. Inputs arrive on any device and outputs come back on ``self.device``
+    (CPU for ONNX Runtime) without a host synchronisation, so that benchmarks decide where to
+    synchronise. ``backend(x, n)`` gives logits; :meth:`run` gives :class:`Outputs`.
     """
 
     name: str = "backend"
@@ -77,30 +110,72 @@ class Backend(abc.ABC):
     # It compiles one static shape per batch size (OpenVINO): a partial batch costs a compilation
     # (seconds, and ~300 MB for AST-base) unless padded to a size it already runs.
     static_batch_shapes: bool = False
+    # The graph's outputs (OUTPUT_NAMES order). An artifact's are its manifest's, set by ArtifactDir.open;
+    # ("logits",) alone for an artifact exported before embeddings.
+    outputs: tuple[str, ...] = (OUTPUT_NAME,)
 
     def __init__(self, spec: InputSpec, device: str | torch.device = "cpu"):
         self.spec = spec
         self.device = torch.device(device)
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls._run is Backend._run and cls._run_outputs is Backend._run_outputs:  # each defaults to the other
+            raise TypeError(f"{cls.__name__} implements neither _run nor _run_outputs")
+
+    @property
+    def has_embedding(self) -> bool:
+        return EMBEDDING_NAME in self.outputs
+
+    def check_embedding(self) -> None:
+        """Raise :class:`InputError` (one line) where this backend's graph has no embedding output."""
+        if not self.has_embedding:
+            raise InputError(no_embedding(self.name))
+
     def __call__(self, inputs: torch.Tensor, num_samples: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of a batch."""
         self.spec.check(inputs, num_samples, self.name)
         return self._run(inputs, num_samples)
 
-    @abc.abstractmethod
-    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor: ...
+    def run(
+        self,
+        inputs: torch.Tensor,
+        num_samples: torch.Tensor | None = None,
+        embedding: bool = False,
+        pad_to: int = 1,
+    ) -> Outputs:
+        """Logits, and with ``embedding`` the clip embeddings, of any number of rows: run at a batch of at
+        least the artifact's ``min_batch`` (engines built for one) and ``pad_to``, the last row repeated,
+        the extra rows dropped. ``embedding`` on a graph without one is an :class:`InputError`."""
+        if embedding:
+            self.check_embedding()
+        rows = inputs.shape[0] if inputs.dim() else 0
+        pad = max(self.spec.min_batch, pad_to) - rows
+        if pad > 0 and rows:
+            inputs = torch.cat([inputs, inputs[-1:].expand(pad, *inputs.shape[1:])])
+            if num_samples is not None:
+                num_samples = torch.cat([num_samples, num_samples[-1:].expand(pad)])
+        self.spec.check(inputs, num_samples, self.name)
+        out = self._run_outputs(inputs, num_samples, True) if embedding else Outputs(self._run(inputs, num_samples))
+        return out.first(rows) if pad > 0 else out
+
+    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
+        """Float32 logits of a checked batch (the common path: no other output is fetched)."""
+        return self._run_outputs(inputs, num_samples, False).logits
+
+    def _run_outputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None, embedding: bool) -> Outputs:
+        """Logits and, when ``embedding`` (only asked where :attr:`has_embedding`), the embeddings of a
+        checked batch. The default serves backends that implement :meth:`_run` only (logits)."""
+        if embedding:
+            self.check_embedding()
+            raise NotImplementedError(f"{type(self).__name__} has an embedding output but no _run_outputs")
+        return Outputs(self._run(inputs, num_samples))
 
     def run_padded(
         self, inputs: torch.Tensor, num_samples: torch.Tensor | None = None, pad_to: int = 1
     ) -> torch.Tensor:
-        """``self(inputs, num_samples)`` for any number of rows: run at a batch of at least the artifact's
-        ``min_batch`` (engines built for one) and ``pad_to``, the last row repeated, the extra logits dropped."""
-        rows = inputs.shape[0]
-        pad = max(self.spec.min_batch, pad_to) - rows
-        if pad > 0:
-            inputs = torch.cat([inputs, inputs[-1:].expand(pad, *inputs.shape[1:])])
-            if num_samples is not None:
-                num_samples = torch.cat([num_samples, num_samples[-1:].expand(pad)])
-        return self(inputs, num_samples)[:rows]
+        """The logits of :meth:`run`: ``self(inputs, num_samples)`` for any number of rows, padded."""
+        return self.run(inputs, num_samples, pad_to=pad_to).logits
 
     @property
     def compute_precision(self) -> str:
@@ -119,7 +194,7 @@ class Backend(abc.ABC):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release sessions, engines, device memory."""
 
     def __repr__(self) -> str:

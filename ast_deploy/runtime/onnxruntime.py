@@ -9,7 +9,7 @@ import torch
 
 from ..errors import UnavailableError
 from ..extras import missing
-from .base import OUTPUT_NAME, Backend, InputSpec
+from .base import OUTPUT_NAME, OUTPUT_NAMES, Backend, InputSpec, Outputs
 from .registry import BackendEntry
 
 BACKENDS = (
@@ -75,12 +75,13 @@ class OnnxRuntimeBackend(Backend):
         self.session = ort.InferenceSession(str(path), options, providers=PROVIDERS[provider])
         self.precision, self.provider, self.name = precision, provider, name
 
-    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
+    def _run_outputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None, embedding: bool) -> Outputs:
         feeds = {
             name: np.ascontiguousarray(t.detach().cpu().numpy())
             for name, t in zip(self.spec.input_names, self.graph_inputs(inputs, num_samples))
         }
-        return torch.from_numpy(self.session.run([OUTPUT_NAME], feeds)[0]).float()
+        fetched = self.session.run(list(OUTPUT_NAMES if embedding else (OUTPUT_NAME,)), feeds)
+        return Outputs(*(torch.from_numpy(a).float() for a in fetched))
 
     def close(self) -> None:
         self.session = None

@@ -48,7 +48,7 @@ import torch
 from ..cpu import cpu_info, no_bf16
 from ..errors import InputError, UnavailableError
 from ..extras import missing
-from .base import OUTPUT_NAME, Backend, InputSpec
+from .base import EMBEDDING_NAME, OUTPUT_NAME, Backend, InputSpec, Outputs
 from .registry import BackendEntry
 
 # The default per CPU class (lower first), from AST-base at batch 1 on 2 cores (docs/cpus.md): with bf16
@@ -238,7 +238,7 @@ class OpenVinoBackend(Backend):
         """The compiled model (the transformer part, when the front end is apart) of the last batch size used."""
         return next(reversed(self.by_batch.values()))[1].get_compiled_model()
 
-    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
+    def _run_outputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None, embedding: bool) -> Outputs:
         feeds = {
             name: np.ascontiguousarray(t.detach().cpu().numpy())
             for name, t in zip(self.spec.input_names, self.graph_inputs(inputs, num_samples))
@@ -249,8 +249,9 @@ class OpenVinoBackend(Backend):
                 front_request.infer(feeds)
                 feeds = {**feeds, FEATURES: front_request.get_output_tensor(0)}
             request.infer(feeds)
-            # The request reuses its output buffer on the next call: copy out.
-            return torch.from_numpy(request.get_tensor(OUTPUT_NAME).data.copy()).float()
+            # The request reuses its output buffers on the next call: copy out (the embedding only when asked).
+            names = (OUTPUT_NAME, EMBEDDING_NAME) if embedding else (OUTPUT_NAME,)
+            return Outputs(*(torch.from_numpy(request.get_tensor(n).data.copy()).float() for n in names))
 
     def close(self) -> None:
         self.by_batch.clear()

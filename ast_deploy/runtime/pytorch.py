@@ -13,7 +13,8 @@ from ..errors import InputError, UnavailableError
 from ..frontend import KaldiFbank
 from ..model import ASTModel
 from ..quantize import quantize_int8
-from .base import Backend, InputSpec
+from ..waveform_model import FbankAST
+from .base import OUTPUT_NAMES, Backend, InputSpec, Outputs
 from .registry import BackendEntry
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # weight/autocast dtypes
@@ -29,6 +30,7 @@ class PyTorchBackend(Backend):
     """
 
     graph_capturable = True
+    outputs = OUTPUT_NAMES  # the checkpoint's network: logits and the clip embedding, always
 
     def __init__(
         self,
@@ -50,9 +52,11 @@ class PyTorchBackend(Backend):
         self.model = model.to(self.device, self.dtype).eval()
         if quantize == "int8":
             quantize_int8(self.model)
-        # Freezing folds weights into the graph as constants (inference only), so Inductor can
-        # pre-pack them for its GEMM kernels.
-        self.network = torch.compile(self.model, options={"freezing": True}) if compile else self.model
+        # The network answers (logits, embedding), as exported graphs do: the embedding is the head's
+        # input, computed either way. Freezing folds weights into the graph as constants (inference
+        # only), so Inductor can pre-pack them for its GEMM kernels.
+        network = FbankAST(self.model).eval()
+        self.network = torch.compile(network, options={"freezing": True}) if compile else network
         self.name = name or "pytorch"
 
     def _autocast(self):
@@ -61,14 +65,15 @@ class PyTorchBackend(Backend):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     @torch.inference_mode()
-    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
+    def _run_outputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None, embedding: bool) -> Outputs:
         inputs = inputs.to(self.device, non_blocking=True)
         if self.frontend is not None:
             fbank = self.frontend(inputs, num_samples.to(self.device, non_blocking=True))
         else:
             fbank = inputs
         with self._autocast():
-            return self.network(fbank.to(self.dtype)).float()
+            logits, pooled = self.network(fbank.to(self.dtype))
+        return Outputs(logits.float(), pooled.float() if embedding else None)
 
 
 def spec_for(frontend: KaldiFbank | None, model: ASTModel, sample_rate: int = 16000) -> InputSpec:

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import InputError, UnavailableError
 from ..extras import missing
-from .base import OUTPUT_NAME, Backend, InputSpec
+from .base import EMBEDDING_NAME, OUTPUT_NAME, Backend, InputSpec, Outputs
 from .registry import BackendEntry
 
 BACKENDS = (BackendEntry("tensorrt", "tensorrt", "fp16", devices=("cuda",), rank={"cuda": 10}),)
@@ -57,27 +57,34 @@ class TensorRTBackend(Backend):
         self.stream = torch.cuda.Stream(self.device)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        if sorted(inputs) != sorted(spec.input_names) or OUTPUT_NAME not in names:
+        # Outputs by tensor name: every output of the engine is bound on each call (TensorRT needs an address
+        # for each); ``logits`` always, ``embedding`` in engines built since embeddings were exported.
+        self.output_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if sorted(inputs) != sorted(spec.input_names) or OUTPUT_NAME not in self.output_names:
             raise InputError(f"{path}: engine tensors {names} do not match the manifest's {spec.input_names}")
         self.dtypes = {n: _torch_dtype(trt, self.engine.get_tensor_dtype(n)) for n in names}
 
-    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
+    def _run_outputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None, embedding: bool) -> Outputs:
+        if embedding and EMBEDDING_NAME not in self.output_names:
+            raise InputError(f"tensorrt: the engine has no {EMBEDDING_NAME!r} output (it has {self.output_names})")
         feeds = [t.to(self.dtypes[n]) for n, t in zip(self.spec.input_names, self.graph_inputs(inputs, num_samples))]
         for name, tensor in zip(self.spec.input_names, feeds):
             self.context.set_input_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
-        out = torch.empty(
-            tuple(self.context.get_tensor_shape(OUTPUT_NAME)), dtype=self.dtypes[OUTPUT_NAME], device=self.device
-        )
-        self.context.set_tensor_address(OUTPUT_NAME, out.data_ptr())
-        # Our stream waits for the inputs produced on the current stream, and vice versa for the output.
+        out = {
+            n: torch.empty(tuple(self.context.get_tensor_shape(n)), dtype=self.dtypes[n], device=self.device)
+            for n in self.output_names
+        }
+        for name, tensor in out.items():
+            self.context.set_tensor_address(name, tensor.data_ptr())
+        # Our stream waits for the inputs produced on the current stream, and vice versa for the outputs.
         self.stream.wait_stream(torch.cuda.current_stream(self.device))
-        for tensor in (*feeds, out):
+        for tensor in (*feeds, *out.values()):
             tensor.record_stream(self.stream)
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
         torch.cuda.current_stream(self.device).wait_stream(self.stream)
-        return out.float()
+        return Outputs(out[OUTPUT_NAME].float(), out[EMBEDDING_NAME].float() if embedding else None)
 
     def close(self) -> None:
         self.context = self.engine = None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .base import Backend, InputSpec
+from .base import Backend, InputSpec, Outputs
 from .registry import BackendEntry
 
 BACKENDS = (BackendEntry("torchscript", "torchscript", "fp32", rank={"cpu": 20, "cuda": 30}),)
@@ -34,5 +34,5 @@ class TorchScriptBackend(Backend):
             self.module = torch.jit.load(str(path), map_location=self.device).eval()
 
     @torch.inference_mode()
-    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
-        return self.module(*self.graph_inputs(inputs, num_samples)).float()
+    def _run_outputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None, embedding: bool) -> Outputs:
+        return Outputs.of_graph(self.module(*self.graph_inputs(inputs, num_samples)), embedding)

@@ -30,7 +30,7 @@ import torch
 from ..errors import InputError, UnavailableError
 from ..extras import missing
 from ..frontend import FrontEndConfig
-from .base import Backend, InputSpec
+from .base import EMBEDDING_NAME, OUTPUT_NAME, Backend, InputSpec, Outputs
 from .registry import BackendEntry
 
 BACKENDS = (BackendEntry("triton", None, "fp32", options={"remote": True}),)
@@ -154,7 +154,13 @@ class ServedModel:
 
     @property
     def logits_output(self) -> str:
-        return next(o for o in self.outputs if o.startswith("logits"))
+        return next(o for o in self.outputs if o.startswith(OUTPUT_NAME))
+
+    @property
+    def embedding_output(self) -> str | None:
+        """The output holding the clip embedding (``embedding``; TorchScript's ``embedding__1``), or ``None``
+        for a model of a directory exported before embeddings."""
+        return next((o for o in self.outputs if o.startswith(EMBEDDING_NAME)), None)
 
 
 class TritonClient:
@@ -268,13 +274,15 @@ class TritonBackend(Backend):
         super().__init__(client.model.spec, "cpu")
         self.precision = client.model.info.get("precision", "fp32")
         self.served = client.model
+        self.outputs = (OUTPUT_NAME, EMBEDDING_NAME) if self.served.embedding_output else (OUTPUT_NAME,)
 
-    def _run(self, inputs: torch.Tensor, num_samples: torch.Tensor | None) -> torch.Tensor:
+    def _run_outputs(self, inputs: torch.Tensor, num_samples: torch.Tensor | None, embedding: bool) -> Outputs:
         arrays = {self.spec.input_names[0]: inputs.detach().cpu().numpy()}
         if num_samples is not None:
             arrays["num_samples"] = num_samples.detach().cpu().to(torch.int64).numpy().reshape(-1, 1)
-        logits = self.client.infer(arrays, (self.served.logits_output,))[self.served.logits_output]
-        return torch.from_numpy(np.array(logits, dtype=np.float32))
+        names = (self.served.logits_output, *([self.served.embedding_output] if embedding else []))
+        got = self.client.infer(arrays, names)
+        return Outputs(*(torch.from_numpy(np.array(got[n], dtype=np.float32)) for n in names))
 
     def close(self) -> None:
         self.client.close()

@@ -3,7 +3,8 @@
 ``model.py`` in a python-backend model directory imports :class:`TritonPythonModel` from here. The
 model opens its artifact through :class:`~ast_deploy.artifacts.ArtifactDir` (hashes checked), takes
 each batch Triton's scheduler forms, checks every request on its own (a bad one gets its own error;
-the others are answered), runs the valid rows as one batch and answers ``logits`` and ``scores``.
+the others are answered), runs the valid rows as one batch and answers ``logits`` and ``scores``, and
+``embedding`` (the clip embedding) where the artifact has it (exported since embeddings).
 
 Tensors cross the stub through DLPack into torch, never through ``Tensor.as_numpy()``: the python
 backend stub that ``nvidia-pytriton`` 0.7 ships was built against NumPy 1.x, and under NumPy 2 its
@@ -21,10 +22,10 @@ import torch
 
 from ..errors import InputError
 from ..model import apply_activation
-from ..runtime.base import Backend
+from ..runtime.base import EMBEDDING_NAME, Backend
 from .repository import ARTIFACTS_SUBDIR
 
-OUTPUTS = ("logits", "scores")
+OUTPUTS = ("logits", "scores")  # and "embedding" where the backend has one (BatchRunner.outputs)
 
 
 class BatchRunner:
@@ -33,6 +34,7 @@ class BatchRunner:
     def __init__(self, backend: Backend, activation: str):
         self.backend = backend
         self.activation = activation
+        self.outputs = (*OUTPUTS, EMBEDDING_NAME) if backend.has_embedding else OUTPUTS
         # Triton enforces the batch bound; each request is checked for everything else.
         self.request_spec = dataclasses.replace(backend.spec, min_batch=1, max_batch=None)
 
@@ -42,7 +44,8 @@ class BatchRunner:
             raise InputError(f"request: {self.backend.spec.kind} holds NaN or infinite values")
 
     def run(self, requests: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[tuple[torch.Tensor, ...] | str]:
-        """``[(inputs, num_samples), ...]`` -> per request ``(logits, scores)`` or an error message."""
+        """``[(inputs, num_samples), ...]`` -> per request ``(logits, scores[, embedding])`` (:attr:`outputs`)
+        or an error message."""
         results: list[tuple[torch.Tensor, ...] | str] = [""] * len(requests)
         good = []
         for i, (x, n) in enumerate(requests):
@@ -60,8 +63,11 @@ class BatchRunner:
         n = torch.cat([g[2] for g in good]) if good[0][2] is not None else None
         try:
             with torch.inference_mode():
-                logits = self.backend.run_padded(x, n).float().cpu().contiguous()
-                scores = apply_activation(logits, self.activation).contiguous()
+                out = self.backend.run(x, n, embedding=self.backend.has_embedding)
+                logits = out.logits.float().cpu().contiguous()
+                rows = [logits, apply_activation(logits, self.activation).contiguous()]
+                if out.embedding is not None:
+                    rows.append(out.embedding.float().cpu().contiguous())
         except Exception as e:  # the runtime failed: every request of this batch gets the reason
             for i, _, _ in good:
                 results[i] = f"{self.backend.name}: {type(e).__name__}: {e}"
@@ -69,7 +75,7 @@ class BatchRunner:
         start = 0
         for i, xi, _ in good:
             stop = start + len(xi)
-            results[i] = (logits[start:stop].contiguous(), scores[start:stop].contiguous())
+            results[i] = tuple(t[start:stop].contiguous() for t in rows)
             start = stop
         return results
 
@@ -114,7 +120,10 @@ class TritonPythonModel:
             if isinstance(result, str):
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(result)))
             else:
-                outputs = [pb_utils.Tensor.from_dlpack(n, to_dlpack(t)) for n, t in zip(OUTPUTS, result, strict=True)]
+                outputs = [
+                    pb_utils.Tensor.from_dlpack(n, to_dlpack(t))
+                    for n, t in zip(self.runner.outputs, result, strict=True)
+                ]
                 responses.append(pb_utils.InferenceResponse(output_tensors=outputs))
         return responses
 

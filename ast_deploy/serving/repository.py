@@ -21,7 +21,9 @@ directory holds the artifact's files and a manifest reduced to that artifact, so
 are checked again when the server loads it. Python-backend models answer ``logits`` and ``scores``
 (the model's activation); native models answer ``logits`` (the artifact's bytes are served
 unchanged, so their hashes and parity still hold), and since the activation is monotone Triton's
-classification extension ranks labels the same on either.
+classification extension ranks labels the same on either. Every model of a directory exported since
+embeddings also answers ``embedding`` (the clip embedding, ``embed_dim`` floats per row; TorchScript
+names it ``embedding__1``); one exported before answers logits (and scores) only.
 
 Every model carries its provenance in ``ast-deploy.json`` and in the ``ast_deploy`` config
 parameter (artifact, files and hashes, parity, labels, input spec), which is what the client
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..export.manifest import MANIFEST
+from ..export.manifest import MANIFEST, output_names
 from ..extras import missing
 from ..fileio import atomic_dir, sha256_file
 from ..runtime.triton import PARAMETER  # what the client reads back
@@ -59,6 +61,11 @@ class Native:
     file: str  # the name Triton's backend looks for in the version directory
     output: str  # the graph output's name as that backend knows it
     kind: str | None = None  # a fixed instance kind (TensorRT engines run on the GPU only)
+    embedding: str = "embedding"  # the embedding output's name as that backend knows it
+
+    def outputs(self, manifest: dict) -> list[str]:
+        """The outputs it serves: logits, and the embedding where the manifest's graphs have one."""
+        return [self.output, *([self.embedding] if EMBEDDING in output_names(manifest) else [])]
 
 
 # Keyed by the manifest's artifact "format". LibTorch names outputs by position (``<name>__<index>``)
@@ -66,8 +73,20 @@ class Native:
 NATIVE: dict[str, Native] = {
     "tensorrt": Native("tensorrt_plan", "model.plan", "logits", "KIND_GPU"),
     "onnx": Native("onnxruntime_onnx", "model.onnx", "logits"),
-    "torchscript": Native("pytorch_libtorch", "model.pt", "logits__0"),
+    "torchscript": Native("pytorch_libtorch", "model.pt", "logits__0", embedding="embedding__1"),
 }
+EMBEDDING = "embedding"
+
+
+def _embed_dim(manifest: dict) -> int | None:
+    return (manifest.get("embedding") or {}).get("dim") or manifest["model"].get("embed_dim")
+
+
+def python_outputs(manifest: dict) -> list[str]:
+    """What a python-backend model answers: logits, scores, and the embedding where the graphs have one."""
+    return ["logits", "scores", *([EMBEDDING] if EMBEDDING in output_names(manifest) else [])]
+
+
 PLATFORMS = tuple(n.platform for n in NATIVE.values())
 
 
@@ -231,6 +250,7 @@ def served_spec(manifest: dict, artifact: dict, runtime_backend: str | None, max
         "source_sha256": manifest.get("source", {}).get("sha256"),
         "labels": manifest["labels"],
         "activation": manifest["activation"],
+        "embedding": manifest.get("embedding"),  # what the embedding output is (None: exported before embeddings)
         "input": {
             "kind": spec["kind"],
             "sample_rate": spec["sample_rate"],
@@ -256,6 +276,7 @@ def _config(
 ) -> str:
     max_batch, preferred = _batching(manifest, options)
     num_labels = len(manifest["labels"])
+    embed_dim = _embed_dim(manifest)
     batching: dict = {"max_queue_delay_microseconds": options.queue_delay_us}
     if preferred:
         batching = {"preferred_batch_size": preferred, **batching}
@@ -272,7 +293,10 @@ def _config(
         "max_batch_size": max_batch,
         "input": inputs,
         "output": [
-            {"name": o, "data_type": Enum("TYPE_FP32"), "dims": [num_labels], "label_filename": LABELS} for o in outputs
+            {"name": o, "data_type": Enum("TYPE_FP32"), "dims": [embed_dim]}
+            if o.startswith(EMBEDDING)
+            else {"name": o, "data_type": Enum("TYPE_FP32"), "dims": [num_labels], "label_filename": LABELS}
+            for o in outputs
         ],
         "dynamic_batching": batching,
         "instance_group": [{"count": options.instances, "kind": Enum(kind)}],
@@ -344,9 +368,8 @@ def plan_repository(manifest: dict, options: RepositoryOptions | None = None) ->
             continue
         provenance = served_spec(manifest, artifact, None, max_batch)
         kind = target.kind or INSTANCE_KINDS[options.kind]
-        config = _config(
-            name, {"platform": target.platform}, manifest, inputs, [target.output], kind, options, provenance, {}
-        )
+        served = target.outputs(manifest)
+        config = _config(name, {"platform": target.platform}, manifest, inputs, served, kind, options, provenance, {})
         _add_model(plan, name, config, labels_text, provenance)
         files = artifact["files"]
         # the primary file under the name Triton's backend opens; companions (none today) keep theirs
@@ -360,7 +383,7 @@ def plan_repository(manifest: dict, options: RepositoryOptions | None = None) ->
                 name,
                 None,
                 config,
-                [target.output],
+                served,
                 artifact["precision"],
                 artifact.get("parity"),
             )
@@ -378,9 +401,8 @@ def plan_repository(manifest: dict, options: RepositoryOptions | None = None) ->
         if options.threads:
             extra["threads"] = str(options.threads)
         kind = INSTANCE_KINDS[options.kind]
-        config = _config(
-            name, {"backend": "python"}, manifest, inputs, ["logits", "scores"], kind, options, provenance, extra
-        )
+        served = python_outputs(manifest)
+        config = _config(name, {"backend": "python"}, manifest, inputs, served, kind, options, provenance, extra)
         _add_model(plan, name, config, labels_text, provenance)
         version = f"{name}/{options.version}"
         plan.files[f"{version}/model.py"] = PYTHON_MODEL_PY
@@ -391,7 +413,7 @@ def plan_repository(manifest: dict, options: RepositoryOptions | None = None) ->
             plan.files[f"{version}/{ARTIFACTS_SUBDIR}/{f['file']}"] = _copy(f)
         plan.models.append(
             ModelPlan(
-                name, "python", artifact["name"], backend, config, ["logits", "scores"], provenance["precision"],
+                name, "python", artifact["name"], backend, config, served, provenance["precision"],
                 artifact.get("parity"),
             )
         )  # fmt: skip
@@ -483,6 +505,13 @@ def readme(manifest: dict, plan: RepositoryPlan) -> str:
             "",
             "Native models answer `logits`; python-backend models `logits` and `scores`. Labels come with",
             "Triton's classification extension (`class_count`), ranked identically on either.",
+        ]
+    if EMBEDDING in output_names(manifest):
+        lines += [
+            "",
+            "Every model also answers `embedding` (TorchScript: `embedding__1`), the clip embedding of each row",
+            f"({_embed_dim(manifest)} floats: what the classifier head reads; `ast-deploy predict --url URL",
+            "--embeddings --json` reads it).",
         ]
     lines += [
         "",

@@ -18,9 +18,12 @@ class Backend {
   virtual ~Backend() = default;
 
   // `batch` rows of spec().num_samples float32 samples (row-major) and their valid lengths
-  // -> batch x num_labels float32 logits, row-major. The caller keeps batch within the
-  // manifest's range; errors are BackendError.
-  virtual std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch) = 0;
+  // -> batch x num_labels float32 logits, row-major. With `embedding` (passed only where the manifest
+  // lists the graph's "embedding" output), the same call's clip embeddings too: batch x embedding_dim
+  // floats, row-major, into *embedding (fetched by output name, as the logits are; nullptr: not fetched).
+  // The caller keeps batch within the manifest's range; errors are BackendError.
+  virtual std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch,
+                                 std::vector<float>* embedding) = 0;
 
   // Intra-op threads the backend computes with (0 where that is not the backend's business).
   virtual int threads() const { return 0; }

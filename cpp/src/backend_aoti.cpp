@@ -17,7 +17,8 @@ class AOTInductorBackend final : public Backend {
       : file_(config.file),
         device_(torch_common::parse_device(config.options.device)),
         num_samples_(config.manifest.num_samples),
-        num_labels_(config.manifest.labels.size()) {
+        num_labels_(config.manifest.labels.size()),
+        embedding_dim_(config.manifest.embedding_dim) {
     const std::string compiled_for = config.artifact.device.empty() ? "cpu" : config.artifact.device;
     if (torch_common::parse_device(compiled_for).type() != device_.type()) {
       throw BackendError(file_ + ": AOTInductor package was compiled for " + compiled_for + ", not " +
@@ -44,13 +45,14 @@ class AOTInductorBackend final : public Backend {
     }
   }
 
-  std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch) override {
+  std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch,
+                         std::vector<float>* embedding) override {
     try {
       c10::InferenceMode guard;
       const std::vector<at::Tensor> out =
           loader_->run(torch_common::graph_inputs(waveform, lengths, batch, num_samples_, device_));
       if (out.empty()) throw BackendError(file_ + ": AOTInductor package returned no outputs");
-      return torch_common::host_logits(out[0], batch, num_labels_, file_);
+      return torch_common::host_outputs(out, batch, num_labels_, embedding_dim_, embedding, file_);
     } catch (const c10::Error& e) {
       throw BackendError(file_ + ": AOTInductor run failed: " + torch_common::message(e));
     }
@@ -61,7 +63,7 @@ class AOTInductorBackend final : public Backend {
  private:
   std::string file_;
   c10::Device device_;
-  std::size_t num_samples_, num_labels_;
+  std::size_t num_samples_, num_labels_, embedding_dim_;
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
 };
 

@@ -38,6 +38,7 @@ namespace ast::detail {
 namespace {
 
 constexpr const char* kFeatures = "features";  // the split models' boundary tensor
+constexpr const char* kEmbedding = "embedding";  // the clip embedding output (manifest "outputs")
 
 // ov::Exception messages span several lines and start with the OpenVINO source file that threw
 // ("Exception from src/...cpp:123:"); keep what a user can act on, on one line.
@@ -134,7 +135,8 @@ class OpenVINOBackend final : public Backend {
         lengths_(config.manifest.input_names.at(1)),
         output_(config.manifest.output_name),
         num_samples_(config.manifest.num_samples),
-        num_labels_(config.manifest.labels.size()) {
+        num_labels_(config.manifest.labels.size()),
+        embedding_dim_(config.manifest.embedding_dim) {
     if (config.options.device != "cpu")
       throw BackendError("device '" + config.options.device + "': the OpenVINO backend runs on the CPU only (--device cpu)");
     const ov::element::Type precision = precision_hint(config.options.inference_precision);
@@ -177,6 +179,7 @@ class OpenVINOBackend final : public Backend {
     const ov::element::Type wave_type = port(takes_inputs, inputs_file, waveform_, true).get_element_type();
     lengths_type_ = port(takes_inputs, inputs_file, lengths_, true).get_element_type();
     port(model_, halves ? halves->second : file_, output_, false);
+    if (embedding_dim_ > 0) port(model_, halves ? halves->second : file_, kEmbedding, false);
     if (takes_inputs->inputs().size() != 2)
       throw BackendError(inputs_file + ": IR has " + std::to_string(takes_inputs->inputs().size()) +
                          " inputs, expected 2");
@@ -195,7 +198,8 @@ class OpenVINOBackend final : public Backend {
     threads_ = requests(config.manifest.min_batch).compiled.get_property(ov::inference_num_threads);
   }
 
-  std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch) override {
+  std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch,
+                         std::vector<float>* embedding) override {
     Compiled& c = requests(batch);
     try {
       // The graphs only read their inputs: the tensors alias the caller's buffers.
@@ -223,6 +227,14 @@ class OpenVINOBackend final : public Backend {
         throw BackendError(file_ + ": IR returned logits of shape " + logits.get_shape().to_string() + " " +
                            logits.get_element_type().get_type_name() + ", expected [" + std::to_string(batch) + ", " +
                            std::to_string(num_labels_) + "] f32");
+      }
+      if (embedding != nullptr) {  // by name, like the logits; copied out (the request reuses its buffers)
+        const ov::Tensor emb = c.request.get_tensor(kEmbedding);
+        if (emb.get_shape() != ov::Shape{batch, embedding_dim_} || emb.get_element_type() != ov::element::f32)
+          throw BackendError(file_ + ": IR returned an embedding of shape " + emb.get_shape().to_string() +
+                             ", expected [" + std::to_string(batch) + ", " + std::to_string(embedding_dim_) + "] f32");
+        const float* e = emb.data<const float>();
+        embedding->assign(e, e + batch * embedding_dim_);
       }
       const float* p = logits.data<const float>();
       return std::vector<float>(p, p + batch * num_labels_);
@@ -284,7 +296,7 @@ class OpenVINOBackend final : public Backend {
 
   static constexpr std::size_t kCompiledBatchSizes = 4;
   std::string file_, waveform_, lengths_, output_;
-  std::size_t num_samples_, num_labels_;
+  std::size_t num_samples_, num_labels_, embedding_dim_;
   ov::Core core_;  // declared before the compiled models and requests: it must outlive them
   std::shared_ptr<ov::Model> model_;  // as read, dynamic batch: the whole IR, or the rest when split from files
   std::shared_ptr<ov::Model> front_;  // the front end's IR, when split from files; else null

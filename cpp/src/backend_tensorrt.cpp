@@ -17,8 +17,11 @@
 //    getProfileShape(char const*, int32_t, OptProfileSelector), IExecutionContext::setInputShape(
 //    char const*, Dims const&), getTensorShape(char const*), setTensorAddress(char const*, void*),
 //    enqueueV3(cudaStream_t). Objects are released with delete (destroy() went in 10.0).
-// The engine's inputs and output are float32 (onnx_fp16.py keeps graph I/O in float32) and
-// num_samples is int64; int32 lengths are accepted too, anything else is refused.
+// The engine's inputs and outputs are float32 (onnx_fp16.py keeps graph I/O in float32) and
+// num_samples is int64; int32 lengths are accepted too, anything else is refused. Outputs are bound by
+// tensor name: "logits", and "embedding" in engines built since embeddings were exported (the
+// manifest lists it); TensorRT needs an address for every output, so the embedding is always bound
+// and copied to the host only when asked.
 #include <NvInfer.h>
 #include <cuda_runtime_api.h>
 
@@ -111,6 +114,7 @@ class TensorRTBackend final : public Backend {
         output_(config.manifest.output_name),
         num_samples_(config.manifest.num_samples),
         num_labels_(config.manifest.labels.size()),
+        embedding_dim_(config.manifest.embedding_dim),
         device_(device_index(config.options.device)) {
     check(cudaSetDevice(device_), "cudaSetDevice", file_);
 
@@ -131,9 +135,14 @@ class TensorRTBackend final : public Backend {
     expect(waveform_, nvinfer1::TensorIOMode::kINPUT);
     expect(lengths_, nvinfer1::TensorIOMode::kINPUT);
     expect(output_, nvinfer1::TensorIOMode::kOUTPUT);
-    if (engine_->getNbIOTensors() != 3) throw BackendError(file_ + ": engine has " + std::to_string(engine_->getNbIOTensors()) + " I/O tensors, expected 3");
+    const int io_tensors = embedding_dim_ > 0 ? 4 : 3;
+    if (embedding_dim_ > 0) expect(kEmbedding, nvinfer1::TensorIOMode::kOUTPUT);
+    if (engine_->getNbIOTensors() != io_tensors)
+      throw BackendError(file_ + ": engine has " + std::to_string(engine_->getNbIOTensors()) + " I/O tensors, expected " +
+                         std::to_string(io_tensors));
     require_type(waveform_, {nvinfer1::DataType::kFLOAT});
     require_type(output_, {nvinfer1::DataType::kFLOAT});
+    if (embedding_dim_ > 0) require_type(kEmbedding, {nvinfer1::DataType::kFLOAT});
     require_type(lengths_, {nvinfer1::DataType::kINT64, nvinfer1::DataType::kINT32});
     lengths_int32_ = engine_->getTensorDataType(lengths_.c_str()) == nvinfer1::DataType::kINT32;
 
@@ -147,9 +156,11 @@ class TensorRTBackend final : public Backend {
     d_waveform_.allocate(rows * num_samples_ * sizeof(float), file_);
     d_lengths_.allocate(rows * sizeof(std::int64_t), file_);
     d_logits_.allocate(rows * num_labels_ * sizeof(float), file_);
+    if (embedding_dim_ > 0) d_embedding_.allocate(rows * embedding_dim_ * sizeof(float), file_);
   }
 
-  std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch) override {
+  std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch,
+                         std::vector<float>* embedding) override {
     check(cudaSetDevice(device_), "cudaSetDevice", file_);  // the current device is per host thread
     const auto b = static_cast<std::int64_t>(batch);
     if (b < min_batch_ || b > max_batch_) {
@@ -185,13 +196,20 @@ class TensorRTBackend final : public Backend {
 
     if (!context_->setTensorAddress(waveform_.c_str(), d_waveform_.get()) ||
         !context_->setTensorAddress(lengths_.c_str(), d_lengths_.get()) ||
-        !context_->setTensorAddress(output_.c_str(), d_logits_.get()))
+        !context_->setTensorAddress(output_.c_str(), d_logits_.get()) ||
+        (embedding_dim_ > 0 && !context_->setTensorAddress(kEmbedding, d_embedding_.get())))
       throw BackendError(file_ + ": TensorRT refused a tensor address: " + logger_.last_error);
     if (!context_->enqueueV3(stream_.get())) throw BackendError(file_ + ": TensorRT enqueueV3 failed: " + logger_.last_error);
 
     std::vector<float> logits(batch * num_labels_);
     check(cudaMemcpyAsync(logits.data(), d_logits_.get(), logits.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()),
           "cudaMemcpyAsync (logits)", file_);
+    if (embedding != nullptr) {
+      embedding->resize(batch * embedding_dim_);
+      check(cudaMemcpyAsync(embedding->data(), d_embedding_.get(), embedding->size() * sizeof(float),
+                            cudaMemcpyDeviceToHost, stream_.get()),
+            "cudaMemcpyAsync (embedding)", file_);
+    }
     check(cudaStreamSynchronize(stream_.get()), "cudaStreamSynchronize", file_);  // host vectors go out of scope below
     return logits;
   }
@@ -211,8 +229,9 @@ class TensorRTBackend final : public Backend {
                          ", which this runtime does not feed");
   }
 
+  static constexpr const char* kEmbedding = "embedding";
   std::string file_, waveform_, lengths_, output_;
-  std::size_t num_samples_, num_labels_;
+  std::size_t num_samples_, num_labels_, embedding_dim_;  // embedding_dim_: 0 for an engine without one
   int device_;
   Logger logger_;  // declared before the TensorRT objects: it must outlive them
   std::unique_ptr<nvinfer1::IRuntime> runtime_;
@@ -221,7 +240,7 @@ class TensorRTBackend final : public Backend {
   bool lengths_int32_ = false;
   std::int64_t min_batch_ = 1, max_batch_ = 0;
   Stream stream_;  // after the TensorRT objects: destroyed before them
-  DeviceBuffer d_waveform_, d_lengths_, d_logits_;
+  DeviceBuffer d_waveform_, d_lengths_, d_logits_, d_embedding_;
 };
 
 }  // namespace

@@ -13,7 +13,8 @@ class TorchScriptBackend final : public Backend {
       : file_(config.file),
         device_(torch_common::parse_device(config.options.device)),
         num_samples_(config.manifest.num_samples),
-        num_labels_(config.manifest.labels.size()) {
+        num_labels_(config.manifest.labels.size()),
+        embedding_dim_(config.manifest.embedding_dim) {
     torch_common::set_threads(config.options.threads);
     try {
       module_ = torch::jit::load(file_, device_);
@@ -23,12 +24,20 @@ class TorchScriptBackend final : public Backend {
     }
   }
 
-  std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch) override {
+  std::vector<float> run(const float* waveform, const std::int64_t* lengths, std::size_t batch,
+                         std::vector<float>* embedding) override {
     try {
       c10::InferenceMode guard;
       const auto inputs = torch_common::graph_inputs(waveform, lengths, batch, num_samples_, device_);
-      const at::Tensor logits = module_.forward({inputs[0], inputs[1]}).toTensor();
-      return torch_common::host_logits(logits, batch, num_labels_, file_);
+      const c10::IValue out = module_.forward({inputs[0], inputs[1]});
+      // (logits, embedding) since embeddings were exported; logits alone before.
+      std::vector<at::Tensor> outputs;
+      if (out.isTuple()) {
+        for (const c10::IValue& v : out.toTupleRef().elements()) outputs.push_back(v.toTensor());
+      } else {
+        outputs.push_back(out.toTensor());
+      }
+      return torch_common::host_outputs(outputs, batch, num_labels_, embedding_dim_, embedding, file_);
     } catch (const c10::Error& e) {
       throw BackendError(file_ + ": TorchScript forward failed: " + torch_common::message(e));
     }
@@ -39,7 +48,7 @@ class TorchScriptBackend final : public Backend {
  private:
   std::string file_;
   c10::Device device_;
-  std::size_t num_samples_, num_labels_;
+  std::size_t num_samples_, num_labels_, embedding_dim_;
   torch::jit::Module module_;
 };
 

@@ -101,6 +101,16 @@ std::vector<float> Prediction::mean_scores() const {
   return out;
 }
 
+std::vector<float> Prediction::embedding() const {
+  // float32 sums, then one division, as mean_scores() (numpy's mean over axis 0 of float32 rows).
+  if (embeddings.empty()) return {};
+  std::vector<float> out(embeddings.front().size(), 0.0f);
+  for (const auto& row : embeddings)
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] += row[i];
+  for (float& v : out) v /= static_cast<float>(embeddings.size());
+  return out;
+}
+
 std::vector<float> Prediction::max_scores() const {
   std::vector<float> out(scores.front());
   for (const auto& row : scores)
@@ -136,27 +146,34 @@ struct Classifier::Impl {
 
   // One graph call on `batch` rows; rows are repeated up to the artifact's minimum batch (as the
   // Python runtime does for engines built for one), or up to `pad_to`, and their logits dropped again.
+  // With `embedding`, the same call's clip embeddings (batch x embedding_dim) into it.
   std::vector<float> run(std::vector<float>& windows, std::vector<std::int64_t>& lengths, std::size_t batch,
-                         std::size_t pad_to = 1) {
+                         std::size_t pad_to = 1, std::vector<float>* embedding = nullptr) {
     const std::size_t n = manifest.num_samples, labels_n = manifest.labels.size();
     const std::size_t padded = std::max({batch, manifest.min_batch, pad_to});
     for (std::size_t r = batch; r < padded; ++r) {
       windows.insert(windows.end(), windows.end() - static_cast<std::ptrdiff_t>(n), windows.end());
       lengths.push_back(lengths.back());
     }
-    std::vector<float> logits = backend->run(windows.data(), lengths.data(), padded);
+    std::vector<float> logits = backend->run(windows.data(), lengths.data(), padded, embedding);
     if (logits.size() != padded * labels_n) {
       throw BackendError(file + ": backend returned " + std::to_string(logits.size()) + " logits for " +
                          std::to_string(padded) + " x " + std::to_string(labels_n));
     }
     logits.resize(batch * labels_n);
+    if (embedding != nullptr) {
+      if (embedding->size() != padded * manifest.embedding_dim)
+        throw BackendError(file + ": backend returned " + std::to_string(embedding->size()) + " embedding values for " +
+                           std::to_string(padded) + " x " + std::to_string(manifest.embedding_dim));
+      embedding->resize(batch * manifest.embedding_dim);
+    }
     return logits;
   }
 
   // run() and the activation, row by row: the scores of one batch of windows (predict and streams).
   std::vector<float> score(std::vector<float>& windows, std::vector<std::int64_t>& lengths, std::size_t batch,
-                           std::size_t pad_to = 1) {
-    std::vector<float> out = run(windows, lengths, batch, pad_to);
+                           std::size_t pad_to = 1, std::vector<float>* embedding = nullptr) {
+    std::vector<float> out = run(windows, lengths, batch, pad_to, embedding);
     const std::size_t labels_n = manifest.labels.size();
     for (std::size_t r = 0; r < batch; ++r) activate(out.data() + r * labels_n, labels_n, manifest.activation);
     return out;
@@ -193,6 +210,9 @@ Classifier::Classifier(const std::string& artifact_dir, const std::string& backe
     throw BackendError("artifact '" + backend + "' has format '" + artifact.format + "', which the C++ runtime does not run (it runs " + known + ")");
   }
   if (!entry->compiled) throw BackendError("backend '" + artifact.format + "' is not compiled into this build (" + entry->how + ")");
+  if (m.options.embeddings && !m.manifest.has_embedding())  // an artifact exported before embeddings: logits only
+    throw ManifestError(artifact_dir + ": backend '" + backend + "' has no embedding output: its artifact was exported "
+                        "before ast-deploy exported embeddings (logits only); re-export the checkpoint to get them");
   m.file = m.manifest.verify(artifact, m.options.verify_sha256);
   m.labels = std::make_shared<const std::vector<std::string>>(m.manifest.labels);
   m.backend = entry->open(BackendConfig{m.file, m.manifest, artifact, m.options});
@@ -219,6 +239,7 @@ Prediction Classifier::predict(const std::vector<float>& samples, const std::str
     for (StreamWindow& w : windows) {
       p.starts.push_back(w.start_sample);
       p.scores.push_back(std::move(w.scores));
+      if (!w.embedding.empty()) p.embeddings.push_back(std::move(w.embedding));
     }
   };
   const std::size_t block = std::clamp<std::size_t>(stream.batch_size() * stream.hop(), 4096, 1 << 20);
@@ -257,6 +278,14 @@ std::vector<float> Classifier::scores(std::vector<float> windows, std::vector<st
   return impl_->score(windows, lengths, lengths.size(), pad_to);
 }
 
+std::vector<float> Classifier::scores(std::vector<float> windows, std::vector<std::int64_t> lengths,
+                                      std::size_t pad_to, std::vector<float>* embeddings) {
+  impl_->check_batch(windows, lengths);
+  if (embeddings != nullptr) embeddings->clear();
+  const bool wanted = embeddings != nullptr && impl_->options.embeddings;
+  return impl_->score(windows, lengths, lengths.size(), pad_to, wanted ? embeddings : nullptr);
+}
+
 const std::vector<std::string>& Classifier::labels() const { return *impl_->labels; }
 int Classifier::sample_rate() const { return impl_->manifest.sample_rate; }
 std::size_t Classifier::window_samples() const { return impl_->manifest.window_samples; }
@@ -267,6 +296,11 @@ const std::string& Classifier::activation() const { return impl_->manifest.activ
 const std::string& Classifier::backend() const { return impl_->backend_name; }
 const std::string& Classifier::artifact_path() const { return impl_->file; }
 int Classifier::threads() const { return impl_->backend->threads(); }
+bool Classifier::has_embedding() const { return impl_->manifest.has_embedding(); }
+std::size_t Classifier::embedding_dim() const { return impl_->manifest.embedding_dim; }
+std::string Classifier::default_thresholds() const {
+  return impl_->manifest.verify_thresholds(impl_->options.verify_sha256);
+}
 
 std::vector<std::string> Classifier::available_backends() {
   std::vector<std::string> out;

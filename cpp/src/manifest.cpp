@@ -100,6 +100,25 @@ void read_window_sizes(const json& input, const Reader& r, Manifest& m) {
   m.frame_samples = static_cast<std::size_t>(rate * frame_ms / 1000.0);
 }
 
+// "outputs" (names in order, logits first) and, where "embedding" is among them, "embedding.dim"; a manifest
+// written before embeddings has neither: its graphs answer logits alone (as ast_deploy.export.manifest reads it).
+void read_outputs(const json& root, const Reader& r, Manifest& m) {
+  m.outputs = {m.output_name};
+  if (!root.contains("outputs") || root["outputs"].is_null()) return;
+  const json& outputs = root["outputs"];
+  if (!outputs.is_array() || outputs.empty()) r.fail("outputs is not a list of named outputs");
+  m.outputs.clear();
+  for (std::size_t j = 0; j < outputs.size(); ++j) {
+    if (!outputs[j].is_object() || !outputs[j].contains("name") || !outputs[j]["name"].is_string())
+      r.fail("outputs[" + std::to_string(j) + "] lacks a name");
+    m.outputs.push_back(outputs[j]["name"].get<std::string>());
+  }
+  if (m.outputs.front() != m.output_name)
+    r.fail("outputs start with '" + m.outputs.front() + "', not '" + m.output_name + "'");
+  for (const std::string& name : m.outputs)
+    if (name == "embedding") m.embedding_dim = static_cast<std::size_t>(r.integer("embedding.dim", 1));
+}
+
 std::string join(const std::vector<std::string>& items, const char* sep) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : sep) + s;
@@ -165,6 +184,7 @@ Manifest read_manifest(const std::string& dir) {
   if (m.input_names.size() != 2)
     r.fail("input.names lists " + std::to_string(m.input_names.size()) + " inputs; a waveform graph takes 2 (waveform, num_samples)");
   m.output_name = r.str("input.output");
+  read_outputs(root, r, m);
 
   read_window_sizes(root["input"], r, m);
   if (m.window_samples != m.num_samples)
@@ -218,6 +238,26 @@ Manifest read_manifest(const std::string& dir) {
     if (artifacts[i].contains("cpu_isa") && artifacts[i]["cpu_isa"].is_string()) art.cpu_isa = artifacts[i]["cpu_isa"];
     m.artifacts.push_back(std::move(art));
   }
+
+  // Optional: the thresholds stored by 'ast-deploy thresholds --store' (null or absent: none).
+  if (root.contains("thresholds") && !root["thresholds"].is_null()) {
+    const json& entry = root["thresholds"];
+    if (!entry.is_object() || !entry.contains("files") || !entry["files"].is_array() || entry["files"].empty())
+      r.fail("thresholds entry lacks files");
+    const json& files = entry["files"];
+    for (std::size_t j = 0; j < files.size(); ++j) {
+      const Reader e(files[j], m.path);
+      ArtifactFile f;
+      try {
+        f.file = e.str("file");
+        f.sha256 = e.str("sha256");
+      } catch (const ManifestError&) {
+        r.fail("thresholds files[" + std::to_string(j) + "] lacks file or sha256");
+      }
+      f.bytes = optional_bytes(files[j]);
+      m.thresholds.push_back(std::move(f));
+    }
+  }
   return m;
 }
 
@@ -231,8 +271,11 @@ const Artifact& Manifest::artifact(const std::string& name) const {
                       (have.empty() ? std::string("none") : join(have, ", ")) + ")");
 }
 
-std::string Manifest::verify(const Artifact& a, bool check_hash) const {
-  for (const ArtifactFile& f : a.files) {
+namespace {
+
+// Every file exists and (when `check_hash`) holds the bytes the manifest recorded.
+void verify_files(const std::string& dir, const std::vector<ArtifactFile>& files, bool check_hash) {
+  for (const ArtifactFile& f : files) {
     const std::string file = (fs::path(dir) / f.file).string();
     if (!fs::is_regular_file(file)) throw IntegrityError(file + ": listed in the manifest but missing");
     if (check_hash) {
@@ -243,7 +286,19 @@ std::string Manifest::verify(const Artifact& a, bool check_hash) const {
       }
     }
   }
+}
+
+}  // namespace
+
+std::string Manifest::verify(const Artifact& a, bool check_hash) const {
+  verify_files(dir, a.files, check_hash);
   return (fs::path(dir) / a.primary().file).string();
+}
+
+std::string Manifest::verify_thresholds(bool check_hash) const {
+  if (thresholds.empty()) return "";
+  verify_files(dir, thresholds, check_hash);
+  return (fs::path(dir) / thresholds.front().file).string();
 }
 
 }  // namespace ast::detail

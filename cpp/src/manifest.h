@@ -39,13 +39,23 @@ struct Manifest {
   std::size_t min_batch = 1, opt_batch = 1, max_batch = 1;
   std::vector<std::string> input_names;  // ["waveform", "num_samples"]
   std::string output_name;               // "logits"
+  // "outputs": the graphs' outputs by tensor name, in order: {"logits", "embedding"} in a directory exported
+  // since embeddings; {"logits"} for one written before (no "outputs" in its manifest).
+  std::vector<std::string> outputs;
+  std::size_t embedding_dim = 0;  // embedding.dim: floats per clip embedding (0 without an embedding output)
+  bool has_embedding() const { return embedding_dim > 0; }
   std::vector<Artifact> artifacts;
+  // "thresholds": {"files": [...]}, the per-label thresholds that 'ast-deploy thresholds --store' put
+  // in the directory (ast_deploy/thresholds.py): the CSV first, then its report. Empty: none stored.
+  std::vector<ArtifactFile> thresholds;
 
   // The artifact called `name`; ManifestError listing the available ones otherwise.
   const Artifact& artifact(const std::string& name) const;
   // dir/<primary file> after checking that every file of the artifact exists and (when
   // `check_hash`) that each one's sha256 is the manifest's; IntegrityError naming the file otherwise.
   std::string verify(const Artifact& artifact, bool check_hash) const;
+  // dir/<the stored thresholds CSV> after the same checks of every thresholds file; "" when none.
+  std::string verify_thresholds(bool check_hash) const;
 };
 
 // Reads and validates DIR/manifest.json; ManifestError naming the file and the problem. The window

@@ -81,8 +81,10 @@ struct StreamingClassifier::Impl {
       std::copy(from, from + (end - start), rows.begin() + static_cast<std::ptrdiff_t>(r * model_window));
       lengths[r] = static_cast<std::int64_t>(end - start);
     }
-    const std::vector<float> scores = classifier->scores(std::move(rows), std::move(lengths), pad_to);
+    std::vector<float> embeddings;  // filled with Options::embeddings only
+    const std::vector<float> scores = classifier->scores(std::move(rows), std::move(lengths), pad_to, &embeddings);
     const std::size_t labels_n = scores.size() / spans.size();
+    const std::size_t dim = embeddings.size() / spans.size();
     std::vector<StreamWindow> out;
     out.reserve(spans.size());
     for (std::size_t r = 0; r < spans.size(); ++r) {
@@ -93,6 +95,9 @@ struct StreamingClassifier::Impl {
       w.sample_rate = rate;
       w.scores.assign(scores.begin() + static_cast<std::ptrdiff_t>(r * labels_n),
                       scores.begin() + static_cast<std::ptrdiff_t>((r + 1) * labels_n));
+      if (dim > 0)
+        w.embedding.assign(embeddings.begin() + static_cast<std::ptrdiff_t>(r * dim),
+                           embeddings.begin() + static_cast<std::ptrdiff_t>((r + 1) * dim));
       out.push_back(std::move(w));
     }
     return out;

@@ -39,17 +39,31 @@ inline std::vector<at::Tensor> graph_inputs(const float* waveform, const std::in
   return {std::move(x), std::move(len)};
 }
 
-// The graph's logits as batch x labels floats on the host, after checking their shape.
+// A graph output (`what`: "logits", "embedding") as batch x columns floats on the host, after checking its shape.
 inline std::vector<float> host_logits(const at::Tensor& logits, std::size_t batch, std::size_t labels,
-                                      const std::string& where) {
+                                      const std::string& where, const char* what = "logits") {
   if (logits.dim() != 2 || logits.size(0) != static_cast<std::int64_t>(batch) ||
       logits.size(1) != static_cast<std::int64_t>(labels)) {
-    throw BackendError(where + ": graph returned logits of shape " + c10::str(logits.sizes()) + ", expected [" +
+    throw BackendError(where + ": graph returned " + what + " of shape " + c10::str(logits.sizes()) + ", expected [" +
                        std::to_string(batch) + ", " + std::to_string(labels) + "]");
   }
   const at::Tensor host = logits.to(at::kCPU, at::kFloat).contiguous();
   const float* p = host.data_ptr<float>();
   return std::vector<float>(p, p + host.numel());
+}
+
+// The outputs of a torch graph (TorchScript's IValue tuple, AOTInductor's tensor list): logits first, then,
+// in graphs exported since embeddings, the embedding. Logits on the host; the embedding into *embedding
+// when asked (the manifest lists it), else left alone.
+inline std::vector<float> host_outputs(const std::vector<at::Tensor>& outputs, std::size_t batch, std::size_t labels,
+                                       std::size_t embedding_dim, std::vector<float>* embedding,
+                                       const std::string& where) {
+  if (outputs.empty()) throw BackendError(where + ": graph returned no outputs");
+  if (embedding != nullptr) {
+    if (outputs.size() < 2) throw BackendError(where + ": graph returned no embedding output");
+    *embedding = host_logits(outputs[1], batch, embedding_dim, where, "embedding");
+  }
+  return host_logits(outputs[0], batch, labels, where);
 }
 
 // c10::Error::what() carries a C++ backtrace; the message alone is what a user needs.

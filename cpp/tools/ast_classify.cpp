@@ -5,7 +5,8 @@
 //   ast_classify ARTIFACT_DIR [-] --stream [options] < PCM     (raw PCM on stdin: stream_mode.h)
 //
 // --json prints what `ast-deploy predict ARTIFACT_DIR FILE.wav --json` prints (same keys, same
-// order). Bad input (manifest, artifact hash, WAV, flags) is one "error: ..." line on stderr and
+// order); --json --embeddings adds each window's and each file's clip embedding, as
+// `ast-deploy predict --json --embeddings` does. Bad input (manifest, artifact hash, WAV, flags) is one "error: ..." line on stderr and
 // exit status 2, as in the Python CLI.
 #include <algorithm>
 #include <chrono>
@@ -37,6 +38,8 @@ constexpr const char* kUsage =
     "options:\n"
     "  -k, --top-k K        labels to print (default 5)\n"
     "  --json               JSON with the per-window timeline (as 'ast-deploy predict --json')\n"
+    "  --embeddings         with --json: each window's and each file's clip embedding (mean over\n"
+    "                       windows), as 'ast-deploy predict --json --embeddings'\n"
     "  --backend NAME       the artifact to run: torchscript (default), aoti, aoti-int8, tensorrt,\n"
     "                       openvino, openvino-int8 (its format picks the backend)\n"
     "  --aggregate A        rank by mean (default) or max over windows\n"
@@ -93,6 +96,8 @@ Args parse(int argc, char** argv) {
       a.top_k = static_cast<std::size_t>(parse_int(arg, value(), 1));
     } else if (arg == "--json") {
       a.json = true;
+    } else if (arg == "--embeddings") {
+      a.options.embeddings = true;
     } else if (arg == "--backend") {
       a.backend = value();
     } else if (arg == "--aggregate") {
@@ -131,6 +136,8 @@ Args parse(int argc, char** argv) {
       positional.push_back(arg);
     }
   }
+  if (a.options.embeddings && (!a.json || a.stream.enabled || a.bench > 0))
+    throw UsageError("--embeddings: the embeddings go into the JSON output; add --json (not with --stream or --bench)");
   if (positional.empty()) throw UsageError("missing ARTIFACT_DIR (see --help)");
   a.model = positional.front();
   a.files.assign(positional.begin() + 1, positional.end());
@@ -152,21 +159,32 @@ ordered_json to_json(const ast::Prediction& p, std::size_t k, ast::Aggregate agg
     top.push_back({{"index", s.index}, {"label", s.label}, {"score", static_cast<double>(s.score)},
                    {"mean", static_cast<double>(s.mean)}, {"max", static_cast<double>(s.max)}});
   }
+  // float32 values as doubles, as Python's json writes float32 arrays' tolist()
+  const auto vector = [](const std::vector<float>& v) {
+    ordered_json out = ordered_json::array();
+    for (float x : v) out.push_back(static_cast<double>(x));
+    return out;
+  };
+  const bool embeddings = !p.embeddings.empty();
   ordered_json windows = ordered_json::array();
   const std::vector<std::size_t> ends = p.ends();
   for (std::size_t w = 0; w < p.starts.size(); ++w) {
     ordered_json wtop = ordered_json::array();
     for (const ast::Score& s : p.window_top(w, k))
       wtop.push_back({{"index", s.index}, {"label", s.label}, {"score", static_cast<double>(s.score)}});
-    windows.push_back({{"start", static_cast<double>(p.starts[w]) / p.sample_rate},
-                       {"end", static_cast<double>(ends[w]) / p.sample_rate},
-                       {"top", std::move(wtop)}});
+    ordered_json window = {{"start", static_cast<double>(p.starts[w]) / p.sample_rate},
+                           {"end", static_cast<double>(ends[w]) / p.sample_rate},
+                           {"top", std::move(wtop)}};
+    if (embeddings) window["embedding"] = vector(p.embeddings.at(w));
+    windows.push_back(std::move(window));
   }
-  return {{"source", p.source},
-          {"duration", p.duration()},
-          {"aggregate", aggregate == ast::Aggregate::Mean ? "mean" : "max"},
-          {"top", std::move(top)},
-          {"windows", std::move(windows)}};
+  ordered_json out = {{"source", p.source},
+                      {"duration", p.duration()},
+                      {"aggregate", aggregate == ast::Aggregate::Mean ? "mean" : "max"},
+                      {"top", std::move(top)}};
+  if (embeddings) out["embedding"] = vector(p.embedding());
+  out["windows"] = std::move(windows);
+  return out;
 }
 
 void print_table(const ast::Prediction& p, std::size_t k, ast::Aggregate aggregate) {

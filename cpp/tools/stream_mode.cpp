@@ -135,7 +135,9 @@ int run_stream(ast::Classifier& clf, const std::string& model, std::size_t top_k
     ast::EventConfig config;
     config.threshold = s.threshold.value_or(0.5);
     config.off_threshold = s.off_threshold;
-    if (!s.thresholds.empty()) config.thresholds = ast::read_thresholds(s.thresholds, labels, s.off_threshold);
+    // --thresholds, else the thresholds the artifact directory carries (as 'ast-deploy stream' does).
+    const std::string csv = s.thresholds.empty() ? clf.default_thresholds() : s.thresholds;
+    if (!csv.empty()) config.thresholds = ast::read_thresholds(csv, labels, s.off_threshold);
     config.min_duration = s.min_duration.value_or(0.0);
     config.merge_gap = s.merge_gap.value_or(0.0);
     tracker.emplace(labels, config, stream.hop(), rate);

@@ -27,7 +27,8 @@ constexpr const char* kStreamUsage =
     "  --events             track sound events (also on with any option below)\n"
     "  --threshold T        on threshold of every label (default 0.5)\n"
     "  --off-threshold T    off threshold (hysteresis; default: the on threshold)\n"
-    "  --thresholds CSV     per-label rows label,on[,off]\n"
+    "  --thresholds CSV     per-label rows label,on[,off] (default: the thresholds stored in\n"
+    "                       ARTIFACT_DIR by 'ast-deploy thresholds --store', if any)\n"
     "  --min-duration S     drop events shorter than S seconds (default 0)\n"
     "  --merge-gap S        merge events of a label at most S seconds apart (default 0)\n";
 
@@ -40,7 +41,7 @@ struct StreamArgs {
   double window = 0;  // seconds; 0: the model's
   bool events = false;
   std::optional<double> threshold, off_threshold, min_duration, merge_gap;
-  std::string thresholds;  // CSV path; empty: none
+  std::string thresholds;  // CSV path; empty: the artifact directory's stored thresholds, if any
   std::string given;       // the first stream-only flag given (an error without --stream)
 };
 

@@ -13,6 +13,9 @@
 // end of the audio; ast/windows.h), a shorter clip is one zero-padded window, and scores (sigmoid
 // or softmax of the logits, per the manifest) are aggregated over windows by mean and max.
 // predict() runs the stream of ast/streaming.h over the signal, as Python's predict does.
+// With Options::embeddings, each window also gets its clip embedding (the classifier head's input: the
+// final-norm [cls] and distillation tokens averaged; the manifest's "embedding"), from the same graph
+// call, and Prediction::embedding() is their mean over windows.
 //
 // Errors are exceptions derived from ast::Error, each naming the file and the problem.
 // A Classifier is not safe for concurrent use: give each thread its own.
@@ -97,11 +100,14 @@ struct Prediction {
   std::vector<std::size_t> starts;          // first sample of each window
   std::vector<std::vector<float>> scores;   // [window][label], after the activation
   std::shared_ptr<const std::vector<std::string>> labels;
+  std::vector<std::vector<float>> embeddings;  // [window][dim]: clip embeddings with Options::embeddings, else empty
 
   double duration() const;  // seconds
   std::vector<std::size_t> ends() const;  // where each window ends (exclusive): min(start + window, num_samples)
   std::vector<float> mean_scores() const;
   std::vector<float> max_scores() const;
+  // The file's clip embedding: the mean of its windows' (empty without embeddings).
+  std::vector<float> embedding() const;
   // The k best labels by the aggregate (ties: lower index first), best first.
   std::vector<Score> top(std::size_t k, Aggregate aggregate = Aggregate::Mean) const;
   // The k best labels of window w; mean and max equal that window's score.
@@ -122,6 +128,9 @@ struct Options {
   std::string inference_precision;  // OpenVINO: "f32" (also when empty) or "bf16" (CPUs with bf16)
   std::string cache_dir;          // OpenVINO: compiled-model cache directory (faster second load); "": none
   bool verify_sha256 = true;      // check each artifact's bytes against the manifest before loading
+  // Also compute each window's clip embedding (Prediction::embeddings, StreamWindow::embedding). An artifact
+  // exported before embeddings (logits only) is refused with a ManifestError when this is set.
+  bool embeddings = false;
 };
 
 class Classifier {
@@ -154,6 +163,10 @@ class Classifier {
   // runs. `pad_to`: run at a batch of at least that many rows (the last row repeated, its scores
   // dropped), as the artifact's minimum batch is.
   std::vector<float> scores(std::vector<float> windows, std::vector<std::int64_t> lengths, std::size_t pad_to = 1);
+  // The same, and with Options::embeddings the same call's clip embeddings (batch x embedding_dim(),
+  // row-major) into *embeddings (left empty without them).
+  std::vector<float> scores(std::vector<float> windows, std::vector<std::int64_t> lengths, std::size_t pad_to,
+                            std::vector<float>* embeddings);
 
   const std::vector<std::string>& labels() const;
   int sample_rate() const;
@@ -165,6 +178,14 @@ class Classifier {
   const std::string& backend() const;
   const std::string& artifact_path() const;  // the artifact's primary file
   int threads() const;  // intra-op threads the backend runs with (0 where it does not apply)
+  // Whether the artifact's graph has the clip embedding output (exported since embeddings), and its size (0: none).
+  bool has_embedding() const;
+  std::size_t embedding_dim() const;
+  // The per-label thresholds CSV that the artifact directory carries ('ast-deploy thresholds --store':
+  // listed and hashed in the manifest), for ast::read_thresholds (ast/streaming.h); "" when it carries
+  // none. Its files are checked as the artifact's are (present; sha256 unless verify_sha256 is off):
+  // IntegrityError naming the file otherwise. The default of `ast_classify --stream --events`.
+  std::string default_thresholds() const;
 
   // Backends compiled into this build, e.g. {"torchscript", "aoti"}.
   static std::vector<std::string> available_backends();

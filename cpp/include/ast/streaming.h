@@ -51,6 +51,7 @@ struct StreamWindow {
   std::size_t end_sample = 0;    // min(start + window, samples received)
   int sample_rate = 0;
   std::vector<float> scores;     // per label: sigmoid or softmax of the logits (the model's activation)
+  std::vector<float> embedding;  // the clip embedding, with Options::embeddings (ast/classifier.h); else empty
 
   double start() const { return static_cast<double>(start_sample) / sample_rate; }
   double end() const { return static_cast<double>(end_sample) / sample_rate; }
