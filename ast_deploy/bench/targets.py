@@ -72,12 +72,15 @@ def quality(
 
 # Targets for AST-base at 1024 frames, batch 1 (issues 5 and 11). CPU: the fastest of this toolkit's
 # backends that keeps the quality target, against transformers in float32 and under bf16 autocast,
-# and against the fastest peer a CPU user would pick instead (OpenVINO's int8 defaults, where it
-# runs): at least as fast, stretch 1.2x. Quality: cosine of the logits against float32 on every
+# and against the fastest peer a CPU user would pick instead that keeps the same quality target: at
+# least as fast, stretch 1.2x. Quality: cosine of the logits against float32 on every
 # clip, and top-1 agreement on the decisive clips (issue 11's int8 target, better than OpenVINO's
 # default quantisation). GPU: half of the measured matmul peak.
 CPU_SPEEDUP_TARGETS = {"transformers": 3.5, "transformers-autocast-bf16": 1.3}
-PEER_SPEEDUP_TARGETS = {"speed-up over the fastest peer": 1.0, "stretch: speed-up over the fastest peer": 1.2}
+PEER_SPEEDUP_TARGETS = {
+    "speed-up over the fastest peer at the quality target": 1.0,
+    "stretch: speed-up over the fastest peer at the quality target": 1.2,
+}
 MIN_COSINE, MIN_TOP1 = 0.995, 0.99
 GPU_FLOOR_FRACTION = 0.5
 
@@ -86,6 +89,18 @@ def _target(name: str, row: dict, value: float | None, threshold: float) -> dict
     met = value is not None and value >= threshold
     return {"target": name, "input": row["input"], "backend": row["backend"], "batch": row["batch"],
             "value": value, "threshold": threshold, "met": met}  # fmt: skip
+
+
+def top1(r: dict) -> float | None:
+    """A row's top-1 agreement: on the decisive clips where the run has them, else on all."""
+    q = r["quality"] or {}
+    return q.get("top1_decisive") if q.get("top1_decisive") is not None else q.get("top1_agreement")
+
+
+def passes(r: dict) -> bool:
+    """The quality target: worst-clip cosine and top-1 agreement against float32."""
+    q = r["quality"]
+    return q is not None and q["min_cosine"] >= MIN_COSINE and (top1(r) or 0) >= MIN_TOP1
 
 
 def check_targets(doc: dict) -> list[dict]:
@@ -105,14 +120,6 @@ def check_targets(doc: dict) -> list[dict]:
             out.append(_target("fraction of the matmul peak", best, best["roofline_fraction"], GPU_FLOOR_FRACTION))
         return out
 
-    def top1(r: dict) -> float | None:
-        q = r["quality"] or {}
-        return q.get("top1_decisive") if q.get("top1_decisive") is not None else q.get("top1_agreement")
-
-    def passes(r: dict) -> bool:
-        q = r["quality"]
-        return q is not None and q["min_cosine"] >= MIN_COSINE and (top1(r) or 0) >= MIN_TOP1
-
     for kind in ("fbank", "waveform"):
         rows = [r for r in ok if r["input"] == kind and r["batch"] == 1]
         if not rows:
@@ -120,8 +127,11 @@ def check_targets(doc: dict) -> list[dict]:
         best = max([r for r in rows if passes(r)] or rows, key=lambda r: r["throughput_clips_per_s"])
         for baseline, threshold in CPU_SPEEDUP_TARGETS.items():
             out.append(_target(f"speed-up over {baseline}", best, (best["speedup"] or {}).get(baseline), threshold))
-        peers = [r for r in peer_rows if r["input"] == kind and r["batch"] == 1]
-        if peers:  # the fastest peer whatever its quality: what a user would otherwise get
+        # Against the fastest peer that passes the same quality gate (issue 18): a peer that is faster
+        # by giving wrong answers (OpenVINO's int8 defaults: worst cosine 0.63 on AST-base) is no
+        # alternative. The fastest at any quality is reported beside it (peer_lines).
+        peers = [r for r in peer_rows if r["input"] == kind and r["batch"] == 1 and passes(r)]
+        if peers:
             fastest = max(peers, key=lambda r: r["throughput_clips_per_s"])
             value = best["throughput_clips_per_s"] / fastest["throughput_clips_per_s"]
             for name, threshold in PEER_SPEEDUP_TARGETS.items():
@@ -197,13 +207,42 @@ def int8_vs_bf16_lines(doc: dict) -> list[str]:
     return lines
 
 
-DERIVED = ("Targets, ", "int8 loses to bf16 ", "int8 is at least as fast ")  # how derived notes start
+DERIVED = (
+    "Targets, ",
+    "Fastest peer at any quality",
+    "int8 loses to bf16 ",
+    "int8 is at least as fast ",
+)  # how derived notes start
 
 
 def derived_notes(doc: dict) -> list[str]:
     """The sentences re-derived from the rows (targets, int8 vs bf16), replacing earlier ones."""
     kept = [n for n in doc.get("notes", []) if not n.startswith(DERIVED)]
-    return [*kept, *target_lines(doc), *int8_vs_bf16_lines(doc)]
+    return [*kept, *target_lines(doc), *peer_lines(doc), *int8_vs_bf16_lines(doc)]
+
+
+def peer_lines(doc: dict) -> list[str]:
+    """Where the fastest peer at any quality is not the one the targets compare with: what it gives up."""
+    lines = []
+    for kind, what in (("fbank", "model only"), ("waveform", "end to end")):
+        best = next((t for t in doc.get("targets", []) if t["input"] == kind), None)
+        peers = [r for r in doc["results"] if r["status"] == "ok" and r["backend"] in PEER_BY_NAME
+                 and r["input"] == kind and r["batch"] == 1]  # fmt: skip
+        if best is None or not peers:
+            continue
+        fastest = max(peers, key=lambda r: r["throughput_clips_per_s"])
+        if passes(fastest):
+            continue
+        mine = next(r for r in doc["results"] if (r["input"], r["backend"], r["batch"]) == (kind, best["backend"], 1))
+        q = fastest["quality"] or {}
+        ratio = mine["throughput_clips_per_s"] / fastest["throughput_clips_per_s"]
+        lines.append(
+            f"Fastest peer at any quality, {what}: {fastest['backend']} ({best['backend']} runs at {ratio:.2f}× "
+            f"its speed), but its worst cosine {q.get('min_cosine', float('nan')):.3f} and top-1 "
+            f"{top1(fastest) or 0:.0%} miss the quality target ({MIN_COSINE} / {MIN_TOP1:.0%}): the targets "
+            "compare with the fastest peer that meets it."
+        )
+    return lines
 
 
 __all__ = [
