@@ -248,6 +248,38 @@ def host(cpp_build) -> Path:
     return cpp_build / "ast_classify"
 
 
+OV_BUILD_DIR = REPO_ROOT / "build" / "cpp-openvino"
+
+
+@pytest.fixture(scope="session")
+def ov_host() -> Path:
+    """``ast_classify`` built with the OpenVINO backend only (``build/cpp-openvino``, from the pip wheel's
+    CMake config, no libtorch: the library builds without it); an up-to-date build costs seconds. The
+    ``host`` build has no OpenVINO backend: OpenVINO artifacts run here."""
+    openvino = pytest.importorskip("openvino", reason="OpenVINO not installed (pip install -e '.[openvino]')")
+    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"C++ toolchain not installed ({', '.join(missing)}): run 'make system-deps'")
+    ov_dir = Path(openvino.__file__).resolve().parent / "cmake"  # beside the wheel's include/ and libs/
+    if not (ov_dir / "OpenVINOConfig.cmake").is_file():
+        pytest.skip(f"this openvino wheel has no CMake config ({ov_dir})")
+    cache = OV_BUILD_DIR / "CMakeCache.txt"
+    if not cache.is_file() or str(ov_dir) not in cache.read_text(errors="replace"):
+        configure = run_command(
+            [
+                *("cmake", "-S", CPP_DIR, "-B", OV_BUILD_DIR, "-DCMAKE_BUILD_TYPE=Release"),
+                *("-DAST_WITH_TORCH=OFF", "-DAST_WITH_OPENVINO=ON", f"-DOpenVINO_DIR={ov_dir}"),
+            ],
+            timeout=300,
+        )
+        assert configure.returncode == 0, f"cmake configure failed:\n{configure.stdout}\n{configure.stderr}"
+        assert "OpenVINO backend ON" in configure.stdout, configure.stdout
+    jobs = str(min(2, os.cpu_count() or 1))
+    build = run_command(["cmake", "--build", OV_BUILD_DIR, "-j", jobs], timeout=900)
+    assert build.returncode == 0, f"C++ build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    return OV_BUILD_DIR / "ast_classify"
+
+
 # name -> (seconds, channels, subtype, container format). Lengths give one padded window, an exact
 # window, several windows with the last one aligned to the end, and anything in between.
 WAV_CASES = {

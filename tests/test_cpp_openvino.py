@@ -17,47 +17,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CPP_DIR, OPENVINO_FORMATS, REPO_ROOT, SPEECH_WAV, WAV_CASES
-from conftest import run_command as _run
+from conftest import OPENVINO_FORMATS, SPEECH_WAV, WAV_CASES
 from test_cpp import TOP_K, assert_one_error_line, assert_same_result, cpp_predict, python_predict, run_host
 
 from ast_deploy.cpu import cap_environment, cpu_info, reachable_classes
 
 openvino = pytest.importorskip("openvino", reason="OpenVINO not installed (pip install -e '.[openvino]')")
 
-BUILD_DIR = REPO_ROOT / "build" / "cpp-openvino"
 BACKENDS = ("openvino", "openvino-int8")  # one C++ backend (format "openvino") runs both artifacts
-
-
-def openvino_cmake_dir() -> Path:
-    """Where the wheel keeps ``OpenVINOConfig.cmake`` (next to its ``include/`` and ``libs/``)."""
-    return Path(openvino.__file__).resolve().parent / "cmake"
-
-
-@pytest.fixture(scope="session")
-def ov_host() -> Path:
-    """``ast_classify`` built with the OpenVINO backend only; an up-to-date build costs seconds."""
-    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"C++ toolchain not installed ({', '.join(missing)}): run 'make system-deps'")
-    ov_dir = openvino_cmake_dir()
-    if not (ov_dir / "OpenVINOConfig.cmake").is_file():
-        pytest.skip(f"this openvino wheel has no CMake config ({ov_dir})")
-    cache = BUILD_DIR / "CMakeCache.txt"
-    if not cache.is_file() or str(ov_dir) not in cache.read_text(errors="replace"):
-        configure = _run(
-            [
-                *("cmake", "-S", CPP_DIR, "-B", BUILD_DIR, "-DCMAKE_BUILD_TYPE=Release"),
-                *("-DAST_WITH_TORCH=OFF", "-DAST_WITH_OPENVINO=ON", f"-DOpenVINO_DIR={ov_dir}"),
-            ],
-            timeout=300,
-        )
-        assert configure.returncode == 0, f"cmake configure failed:\n{configure.stdout}\n{configure.stderr}"
-        assert "OpenVINO backend ON" in configure.stdout, configure.stdout
-    jobs = str(min(2, os.cpu_count() or 1))
-    build = _run(["cmake", "--build", BUILD_DIR, "-j", jobs], timeout=900)
-    assert build.returncode == 0, f"C++ build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
-    return BUILD_DIR / "ast_classify"
 
 
 @pytest.fixture(scope="session")
