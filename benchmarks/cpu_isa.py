@@ -381,16 +381,12 @@ def speed_markdown(doc: dict) -> str:
         f"# Int8 schemes: speed ({doc['machine']})",
         "",
         f"- **CPU**: {doc['environment']['cpu']['model']} ({doc['cpu']['isa']}, "
-        f"{', '.join(doc['environment']['cpu']['flags'] or [])}), {torch_threads(doc)} threads",
+        f"{', '.join(doc['environment']['cpu']['flags'] or [])}), {doc['environment']['torch_threads']} threads",
         f"- **Command**: `{doc['environment']['command']}`",
         f"- **Iterations**: {doc['iterations']} after 2 warm-up calls; p50 of each",
         "",
     ]
     return "\n".join(head + speed_lines(doc)) + "\n"
-
-
-def torch_threads(doc: dict) -> int:
-    return doc["environment"]["torch_threads"]
 
 
 def plot(doc: dict, path: Path) -> None:

@@ -78,6 +78,25 @@ long long optional_bytes(const json& entry) {
   return entry["bytes"].get<long long>();
 }
 
+// A manifest's list of {file, sha256[, bytes]} (an artifact's files, the stored thresholds); `where`
+// ("artifacts[2] (onnx) ", "thresholds ") starts the error naming an entry that lacks file or sha256.
+std::vector<ArtifactFile> read_files(const json& files, const Reader& r, const std::string& path, const std::string& where) {
+  std::vector<ArtifactFile> out;
+  for (std::size_t j = 0; j < files.size(); ++j) {
+    const Reader e(files[j], path);
+    ArtifactFile f;
+    try {
+      f.file = e.str("file");
+      f.sha256 = e.str("sha256");
+    } catch (const ManifestError&) {
+      r.fail(where + "files[" + std::to_string(j) + "] lacks file or sha256");
+    }
+    f.bytes = optional_bytes(files[j]);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 // input.window_samples and input.frame_samples; for a manifest written before they were recorded,
 // derived as ast_deploy/windows.py does: window_length() of a waveform graph is its fixed input
 // length, frame_samples() is FrontEndConfig.window_size = int(rate * frame_length_ms / 1000).
@@ -219,18 +238,7 @@ Manifest read_manifest(const std::string& dir) {
       }
       const json& files = artifacts[i]["files"];
       if (!files.is_array() || files.empty()) r.fail(where + " (" + art.name + ") lists no files");
-      for (std::size_t j = 0; j < files.size(); ++j) {
-        const Reader e(files[j], m.path);
-        ArtifactFile f;
-        try {
-          f.file = e.str("file");
-          f.sha256 = e.str("sha256");
-        } catch (const ManifestError&) {
-          r.fail(where + " (" + art.name + ") files[" + std::to_string(j) + "] lacks file or sha256");
-        }
-        f.bytes = optional_bytes(files[j]);
-        art.files.push_back(std::move(f));
-      }
+      art.files = read_files(files, r, m.path, where + " (" + art.name + ") ");
     }
     if (artifacts[i].contains("device") && artifacts[i]["device"].is_string()) art.device = artifacts[i]["device"];
     if (artifacts[i].contains("precision") && artifacts[i]["precision"].is_string())
@@ -244,19 +252,7 @@ Manifest read_manifest(const std::string& dir) {
     const json& entry = root["thresholds"];
     if (!entry.is_object() || !entry.contains("files") || !entry["files"].is_array() || entry["files"].empty())
       r.fail("thresholds entry lacks files");
-    const json& files = entry["files"];
-    for (std::size_t j = 0; j < files.size(); ++j) {
-      const Reader e(files[j], m.path);
-      ArtifactFile f;
-      try {
-        f.file = e.str("file");
-        f.sha256 = e.str("sha256");
-      } catch (const ManifestError&) {
-        r.fail("thresholds files[" + std::to_string(j) + "] lacks file or sha256");
-      }
-      f.bytes = optional_bytes(files[j]);
-      m.thresholds.push_back(std::move(f));
-    }
+    m.thresholds = read_files(entry["files"], r, m.path, "thresholds ");
   }
   return m;
 }
