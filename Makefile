@@ -34,17 +34,21 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	$(PIP) install -q --no-deps nvidia-pytriton==0.7.0
 	touch $@
 
-# --durations: the slowest tests of the run, in its report
+# One pytest-xdist worker per core, each given whole test modules, the longest first (tests/conftest.py:
+# LONGEST_FIRST); --durations: the slowest tests of the run, in its report. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= auto
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: setup
 	$(VENV)/bin/ruff check ast_deploy training benchmarks tests
 	$(VENV)/bin/ruff format --check ast_deploy training benchmarks tests
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q $(XDIST) --durations=25
 
 # Leaves out the tests marked slow (tests/conftest.py says which): under 3 minutes on 2 cores.
 test-fast: setup
 	$(VENV)/bin/ruff check ast_deploy training benchmarks tests
 	$(VENV)/bin/ruff format --check ast_deploy training benchmarks tests
-	$(PY) -m pytest -q -m "not slow" --durations=25
+	$(PY) -m pytest -q $(XDIST) -m "not slow" --durations=25
 
 quickstart: setup
 	$(VENV)/bin/ast-deploy quickstart --out runs/quickstart

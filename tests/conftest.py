@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
 import json
 import os
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from filelock import FileLock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -145,6 +147,21 @@ def assert_input_error(result: CliResult, *fragments: str) -> str:
 # --- common pytest fixtures ---------------------------------------------------------------------
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs one worker per core) the workers share the cores: each
+    worker, and every process it starts, gets its share of them instead of one OpenMP thread per core
+    each, which would spin-wait for a core held by the other worker."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # A worker starts with COLUMNS=80 while its output is no terminal; COLUMNS wins over the CLI's
+        # non-terminal width (cli/app.py), and tables would be cut where a serial run keeps them whole.
+        os.environ.pop("COLUMNS", None)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ.setdefault("OMP_NUM_THREADS", threads)
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Run a module's tiny models on one intra-op thread (use with ``pytest.mark.usefixtures``).
@@ -197,11 +214,33 @@ SLOW_FIXTURES = frozenset(
 )
 
 
+# The modules that take longest (seconds of a serial run on a 2-core machine, most to least) run first:
+# pytest-xdist hands out whole modules in collection order (make test: --dist loadfile
+# --no-loadscope-reorder), and a long one started last would leave the other worker idle at the end.
+LONGEST_FIRST = (
+    "test_streaming.py",  # 85: an hour of audio through the CLI, six processes
+    "test_quickstart.py",  # 69: train, export every format, parity, bench
+    "test_cpp.py",  # 60: both shared exports of every format, the C++ build
+    "test_batch.py",  # 52: Ray
+    "test_cpu_isa.py",  # 41: one capped process per CPU class
+    "test_embeddings.py",  # 30
+    "test_serving.py",  # 28: tritonserver
+    "test_bench.py",  # 25
+    "test_cpp_streaming.py",  # 25
+    "test_polygraphy.py",  # 20
+    "test_cpp_openvino.py",  # 15
+    "test_openvino.py",  # 13
+    "test_training_loop.py",  # 9
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 # --- the C++ library and host: one build per session, for every module that runs them -------------
@@ -214,12 +253,34 @@ def run_command(cmd: list, timeout: float, cwd: Path = REPO_ROOT) -> subprocess.
     return subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+@contextlib.contextmanager
+def one_worker_at_a_time(name: str):
+    """Hold a lock named ``name`` across pytest-xdist workers (a no-op without them): the C++ builds
+    write to one build directory, and only one worker may run CMake there at a time. The next worker
+    then finds the build up to date."""
+    (REPO_ROOT / "build").mkdir(exist_ok=True)
+    with FileLock(REPO_ROOT / "build" / f".{name}.lock", timeout=1800):
+        yield
+
+
+def shared_tmp(tmp_path_factory) -> Path:
+    """A temporary directory that every pytest-xdist worker of this run sees (the run's own without
+    workers): the root above each worker's ``basetemp``."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def cpp_build() -> Path:
     """Configure (once) and build ``cpp/`` into ``build/cpp``; an up-to-date build costs seconds."""
     missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"C++ toolchain not installed ({', '.join(missing)}): run 'make system-deps'")
+    with one_worker_at_a_time("cpp"):
+        return _build_cpp()
+
+
+def _build_cpp() -> Path:
     prefix = torch.utils.cmake_prefix_path
     cache = CPP_BUILD_DIR / "CMakeCache.txt"
     # Configure when there is no build yet, or when it was configured against another torch.
@@ -263,6 +324,11 @@ def ov_host() -> Path:
     ov_dir = Path(openvino.__file__).resolve().parent / "cmake"  # beside the wheel's include/ and libs/
     if not (ov_dir / "OpenVINOConfig.cmake").is_file():
         pytest.skip(f"this openvino wheel has no CMake config ({ov_dir})")
+    with one_worker_at_a_time("cpp-openvino"):
+        return _build_cpp_openvino(ov_dir)
+
+
+def _build_cpp_openvino(ov_dir: Path) -> Path:
     cache = OV_BUILD_DIR / "CMakeCache.txt"
     if not cache.is_file() or str(ov_dir) not in cache.read_text(errors="replace"):
         configure = run_command(
@@ -321,28 +387,32 @@ OPENVINO_FORMATS = "openvino,openvino-int8"
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory):
     """``tiny_artifacts(kind="waveform", formats="all-available", calibration=())``: the tiny authors'
-    model exported (parity verified, batch range ``ARTIFACT_BATCH``) once per session for each
+    model exported (parity verified, batch range ``ARTIFACT_BATCH``) once per run for each
     (input kind, formats, calibration), so that AOTInductor compiles and NNCF quantisations are shared
-    by every module that runs them. The directory is shared: a test that changes it copies it first."""
+    by every module that runs them, and by every pytest-xdist worker (one exports while the others
+    wait for that key). The directory is shared: a test that changes it copies it first."""
     from ast_deploy.export import ExportOptions, export
 
-    made: dict[tuple, Path] = {}
+    root = shared_tmp(tmp_path_factory) / "tiny-artifacts"
+    root.mkdir(exist_ok=True)
 
     def artifacts(kind: str = "waveform", formats: str = "all-available", calibration: tuple = ()) -> Path:
-        key = (kind, formats, tuple(str(path) for path in calibration))
-        if key not in made:
-            out = tmp_path_factory.mktemp(f"tiny-{kind}") / "artifacts"
-            export(
-                TINY_PTH,
-                out,
-                to=formats,
-                input_kind=kind,
-                batch=ARTIFACT_BATCH,
-                load_options=authors_options(TINY_CASE),
-                options=ExportOptions(calibration=tuple(calibration)),
-                log=lambda message: None,
-            )
-            made[key] = out
-        return made[key]
+        key = json.dumps([kind, formats, [str(path) for path in calibration]])
+        out = root / hashlib.sha256(key.encode()).hexdigest()[:16] / "artifacts"
+        with FileLock(str(out.parent) + ".lock", timeout=1800):
+            if not (out / "manifest.json").is_file():  # export writes the manifest last
+                out.parent.mkdir(exist_ok=True)
+                shutil.rmtree(out, ignore_errors=True)  # what a killed worker left
+                export(
+                    TINY_PTH,
+                    out,
+                    to=formats,
+                    input_kind=kind,
+                    batch=ARTIFACT_BATCH,
+                    load_options=authors_options(TINY_CASE),
+                    options=ExportOptions(calibration=tuple(calibration)),
+                    log=lambda message: None,
+                )
+        return out
 
     return artifacts

@@ -401,6 +401,24 @@ def test_unknown_model_is_an_error_and_the_client_says_which_exist(server):
     assert server.ready()
 
 
+def test_a_refused_client_leaves_no_connection_open(server):
+    """A client refused after connecting (unknown model) closes its connection: an HTTP keep-alive one
+    left open made the server wait its whole exit timeout (10 s) when stopped."""
+    import psutil
+
+    from ast_deploy.runtime.triton import TritonClient
+
+    port = int(server.http_url.rsplit(":", 1)[1])
+
+    def connections() -> list:
+        return [c for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr.port == port]
+
+    assert connections() == []
+    with pytest.raises(InputError, match="nope") as refused:
+        TritonClient(server.http_url, "nope")
+    assert refused.value is not None and connections() == []  # (the traceback keeps the client alive)
+
+
 @pytest.mark.slow
 def test_serve_command_stops_cleanly_on_sigterm(exported):
     reason = server_missing()

@@ -185,11 +185,14 @@ def quickstart(
     ),
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Override the recipe's epochs.")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a training config key.")] = None,
+    bench_seconds: Annotated[
+        float, typer.Option("--bench-seconds", min=0.01, help="Timed seconds per backend and batch size.")
+    ] = 2.0,
 ) -> None:
     """Generate spoken keywords, train a small AST on them, evaluate on unseen voices, predict: no downloads."""
     from .quickstart import run_quickstart
 
-    summary = run_quickstart(out, epochs=epochs, overrides=overrides or [])
+    summary = run_quickstart(out, epochs=epochs, overrides=overrides or [], bench_seconds=bench_seconds)
     console.print(json.dumps({k: summary[k] for k in ("accuracy", "chance", "wall_seconds", "ok") if k in summary}))
     if not summary["ok"]:  # every step that could run did; what failed is in the table above and summary.json
         raise typer.Exit(1)

@@ -37,6 +37,7 @@ class Quickstart:
     overrides: list[str] = field(default_factory=list)
     clips_per_word: int = 240
     seed: int = 0
+    bench_seconds: float = 2.0  # timed per backend and batch size: enough for a p50 on a quiet machine
     results: dict = field(default_factory=dict)
 
     @property
@@ -224,7 +225,7 @@ def benchmark(qs: Quickstart) -> dict:
         qs.artifacts_dir,
         backends=[b for b in wanted if b in available],
         batch_sizes="1,8",
-        timing=Timing(warmup=2, seconds=2.0),
+        timing=Timing(warmup=2, seconds=qs.bench_seconds),
         isolation="backend",
     )
     with ProgressDisplay(console, len(plan.backends) * len(plan.batch_sizes)) as progress:
@@ -291,10 +292,11 @@ def run_quickstart(
     epochs: int | None = None,
     overrides: list[str] | None = None,
     steps: list[tuple[str, Step]] | None = None,
+    bench_seconds: float = 2.0,
 ) -> dict:
     """Run the steps in order; ``out/summary.json`` holds every step's results and timings, and
     ``summary["failures"]`` each step that failed (``ok`` is False then) or was skipped because of one."""
-    qs = Quickstart(Path(out), epochs, list(overrides or []))
+    qs = Quickstart(Path(out), epochs, list(overrides or []), bench_seconds=bench_seconds)
     qs.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     failures: dict[str, dict] = {}

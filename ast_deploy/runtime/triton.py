@@ -184,13 +184,22 @@ class TritonClient:
         self.lib = lib
         self.errors = (lib.InferenceServerException,)
         try:
+            self._check_live()
+            # the model requests go to: ``model``, else the only one served (``choose=False``: none yet)
+            self.model: ServedModel | None = self.served(model or self._only_model()) if choose or model else None
+        except BaseException:
+            # An open HTTP keep-alive connection holds a stopping tritonserver for its whole exit
+            # timeout: a refused client closes its connection at once.
+            self.close()
+            raise
+
+    def _check_live(self) -> None:
+        try:
             live = self.client.is_server_live()
         except Exception as e:
-            raise InputError(f"{url}: no Triton server answers ({type(e).__name__}: {e})") from None
+            raise InputError(f"{self.url}: no Triton server answers ({type(e).__name__}: {e})") from None
         if not live:
-            raise InputError(f"{url}: the Triton server is not live")
-        # the model requests go to: ``model``, else the only one served (``choose=False``: none yet)
-        self.model: ServedModel | None = self.served(model or self._only_model()) if choose or model else None
+            raise InputError(f"{self.url}: the Triton server is not live")
 
     def models(self) -> list[str]:
         """Names of the ready models in the server's repository."""
