@@ -219,14 +219,14 @@ SLOW_FIXTURES = frozenset(
 # --no-loadscope-reorder), and a long one started last would leave the other worker idle at the end.
 LONGEST_FIRST = (
     "test_streaming.py",  # 85: an hour of audio through the CLI, six processes
-    "test_quickstart.py",  # 69: train, export every format, parity, bench
     "test_cpp.py",  # 60: both shared exports of every format, the C++ build
     "test_batch.py",  # 52: Ray
+    "test_quickstart.py",  # 48: train, export every format, parity, bench
     "test_cpu_isa.py",  # 41: one capped process per CPU class
     "test_embeddings.py",  # 30
-    "test_serving.py",  # 28: tritonserver
     "test_bench.py",  # 25
     "test_cpp_streaming.py",  # 25
+    "test_serving.py",  # 20: tritonserver
     "test_polygraphy.py",  # 20
     "test_cpp_openvino.py",  # 15
     "test_openvino.py",  # 13
@@ -239,6 +239,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    stale = [name for name in LONGEST_FIRST if not (Path(__file__).parent / name).is_file()]
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py LONGEST_FIRST names modules that do not exist: {stale}")
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 

@@ -566,33 +566,30 @@ LONG_AUDIO_COMMANDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def long_audio_runs(tiny_model_dir, long_wavs) -> dict[tuple[str, int], Measured]:
-    """Every command of ``LONG_AUDIO_COMMANDS`` on 10 and 60 minutes, measured once for the three tests.
-    The processes are single-threaded and each reports its own peak RSS, so they run two at a time where
-    there are two cores (the 60-minute ones first): the measurements are the same, the wait about half."""
-    runs = [(name, minutes) for minutes in (60, 10) for name in LONG_AUDIO_COMMANDS]
+def peak_rss_on_10_and_60_minutes(model: Path, long_wavs: dict[int, Path], command: str) -> dict[int, float]:
+    """Peak RSS (MiB) of one command of ``LONG_AUDIO_COMMANDS`` on 10 and on 60 minutes. The processes are
+    single-threaded and each reports its own peak RSS, so the two run at once where there are two cores."""
+    verb, flags = LONG_AUDIO_COMMANDS[command]
 
-    def measure(run: tuple[str, int]) -> Measured:
-        verb, flags = LONG_AUDIO_COMMANDS[run[0]]
-        return measure_cli(verb, tiny_model_dir, long_wavs[run[1]], *flags)
+    def measure(minutes: int) -> float:
+        return peak_rss_mib(measure_cli(verb, model, long_wavs[minutes], *flags))
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        return dict(zip(runs, pool.map(measure, runs)))
+        return dict(zip((60, 10), pool.map(measure, (60, 10))))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("output", ["table", "json"])
-def test_an_hour_predicts_in_bounded_memory(long_audio_runs, output):
+def test_an_hour_predicts_in_bounded_memory(tiny_model_dir, long_wavs, output):
     """``ast-deploy predict`` on 60 minutes at a 0.25 s hop (14,400 windows): peak RSS within 64 MiB of 10 minutes'."""
-    rss = {minutes: peak_rss_mib(long_audio_runs[(f"predict-{output}", minutes)]) for minutes in (10, 60)}
+    rss = peak_rss_on_10_and_60_minutes(tiny_model_dir, long_wavs, f"predict-{output}")
     assert rss[60] - rss[10] < 64, f"peak RSS {rss[10]:.0f} MiB at 10 min, {rss[60]:.0f} MiB at 60 min"
 
 
 @pytest.mark.slow
-def test_an_hour_streams_in_bounded_memory(long_audio_runs):
+def test_an_hour_streams_in_bounded_memory(tiny_model_dir, long_wavs):
     """``ast-deploy stream`` of a 60-minute file with events: peak RSS within 64 MiB of 10 minutes'."""
-    rss = {minutes: peak_rss_mib(long_audio_runs[("stream", minutes)]) for minutes in (10, 60)}
+    rss = peak_rss_on_10_and_60_minutes(tiny_model_dir, long_wavs, "stream")
     assert rss[60] - rss[10] < 64, f"peak RSS {rss[10]:.0f} MiB at 10 min, {rss[60]:.0f} MiB at 60 min"
 
 
