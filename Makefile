@@ -44,7 +44,7 @@ test: setup
 	$(VENV)/bin/ruff format --check ast_deploy training benchmarks tests
 	$(PY) -m pytest -q $(XDIST) --durations=25
 
-# Leaves out the tests marked slow (tests/conftest.py says which): under 3 minutes on 2 cores.
+# Leaves out the tests marked slow (tests/conftest.py says which): about a minute on 2 cores.
 test-fast: setup
 	$(VENV)/bin/ruff check ast_deploy training benchmarks tests
 	$(VENV)/bin/ruff format --check ast_deploy training benchmarks tests
