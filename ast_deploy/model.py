@@ -27,7 +27,8 @@ Activation = Literal["sigmoid", "softmax"]
 
 # The outputs of every exported graph, by tensor name, in order (artifacts exported before embeddings
 # answer the first alone).
-OUTPUT_NAMES = ("logits", "embedding")
+OUTPUT_NAME, EMBEDDING_NAME = "logits", "embedding"
+OUTPUT_NAMES = (OUTPUT_NAME, EMBEDDING_NAME)
 # The clip embedding: what the classifier head reads (recorded in every manifest, docs/predict.md).
 EMBEDDING_DEFINITION = (
     "the mean of the [cls] and distillation tokens after the transformer's final LayerNorm, "

@@ -55,7 +55,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..fileio import read_json_object, sha256_file, write_json
 from ..frontend import FrontEndConfig
-from ..model import EMBEDDING_DEFINITION, OUTPUT_NAMES, ASTConfig
+from ..model import EMBEDDING_DEFINITION, EMBEDDING_NAME, OUTPUT_NAME, ASTConfig
 from ..validation import first_violation, load_schema
 from ..windows import frame_samples, window_length
 
@@ -66,7 +66,6 @@ READABLE_VERSIONS = (1, 2)
 REQUIRED = ("format", "format_version", "model", "labels", "activation", "input", "artifacts")
 FILE_KEYS = ("file", "sha256", "bytes")
 SCHEMA = "manifest.schema.json"
-OUTPUT_NAME, EMBEDDING_NAME = OUTPUT_NAMES
 
 
 def read_manifest(directory: str | Path) -> dict:

@@ -8,14 +8,13 @@ from typing import Literal, NamedTuple
 import torch
 
 from ..errors import InputError
-from ..model import OUTPUT_NAMES
+from ..model import EMBEDDING_NAME, OUTPUT_NAME, OUTPUT_NAMES  # noqa: F401 - the runtimes import them from here
 
 InputKind = Literal["waveform", "fbank"]
 # Graph input and output names, fixed for every exported artifact.
 INPUT_NAMES: dict[str, tuple[str, ...]] = {"waveform": ("waveform", "num_samples"), "fbank": ("fbank",)}
-# Outputs: logits and the clip embedding (ast_deploy.model.EMBEDDING_DEFINITION), in this order, in every
+# Outputs (OUTPUT_NAMES, from ast_deploy.model): logits and the clip embedding, in this order, in every
 # graph exported since embeddings; older artifacts answer logits only.
-OUTPUT_NAME, EMBEDDING_NAME = OUTPUT_NAMES
 
 
 class Outputs(NamedTuple):
@@ -170,12 +169,6 @@ class Backend:
             self.check_embedding()
             raise NotImplementedError(f"{type(self).__name__} has an embedding output but no _run_outputs")
         return Outputs(self._run(inputs, num_samples))
-
-    def run_padded(
-        self, inputs: torch.Tensor, num_samples: torch.Tensor | None = None, pad_to: int = 1
-    ) -> torch.Tensor:
-        """The logits of :meth:`run`: ``self(inputs, num_samples)`` for any number of rows, padded."""
-        return self.run(inputs, num_samples, pad_to=pad_to).logits
 
     @property
     def compute_precision(self) -> str:

@@ -42,6 +42,7 @@ from ..errors import InputError
 from ..export.manifest import MANIFEST, output_names
 from ..extras import missing
 from ..fileio import atomic_dir, sha256_file
+from ..model import EMBEDDING_NAME
 from ..runtime.triton import PARAMETER  # what the client reads back
 
 PROVENANCE = "ast-deploy.json"
@@ -61,11 +62,11 @@ class Native:
     file: str  # the name Triton's backend looks for in the version directory
     output: str  # the graph output's name as that backend knows it
     kind: str | None = None  # a fixed instance kind (TensorRT engines run on the GPU only)
-    embedding: str = "embedding"  # the embedding output's name as that backend knows it
+    embedding: str = EMBEDDING_NAME  # the embedding output's name as that backend knows it
 
     def outputs(self, manifest: dict) -> list[str]:
         """The outputs it serves: logits, and the embedding where the manifest's graphs have one."""
-        return [self.output, *([self.embedding] if EMBEDDING in output_names(manifest) else [])]
+        return [self.output, *([self.embedding] if EMBEDDING_NAME in output_names(manifest) else [])]
 
 
 # Keyed by the manifest's artifact "format". LibTorch names outputs by position (``<name>__<index>``)
@@ -75,7 +76,6 @@ NATIVE: dict[str, Native] = {
     "onnx": Native("onnxruntime_onnx", "model.onnx", "logits"),
     "torchscript": Native("pytorch_libtorch", "model.pt", "logits__0", embedding="embedding__1"),
 }
-EMBEDDING = "embedding"
 
 
 def _embed_dim(manifest: dict) -> int | None:
@@ -84,7 +84,7 @@ def _embed_dim(manifest: dict) -> int | None:
 
 def python_outputs(manifest: dict) -> list[str]:
     """What a python-backend model answers: logits, scores, and the embedding where the graphs have one."""
-    return ["logits", "scores", *([EMBEDDING] if EMBEDDING in output_names(manifest) else [])]
+    return ["logits", "scores", *([EMBEDDING_NAME] if EMBEDDING_NAME in output_names(manifest) else [])]
 
 
 PLATFORMS = tuple(n.platform for n in NATIVE.values())
@@ -294,7 +294,7 @@ def _config(
         "input": inputs,
         "output": [
             {"name": o, "data_type": Enum("TYPE_FP32"), "dims": [embed_dim]}
-            if o.startswith(EMBEDDING)
+            if o.startswith(EMBEDDING_NAME)
             else {"name": o, "data_type": Enum("TYPE_FP32"), "dims": [num_labels], "label_filename": LABELS}
             for o in outputs
         ],
@@ -506,7 +506,7 @@ def readme(manifest: dict, plan: RepositoryPlan) -> str:
             "Native models answer `logits`; python-backend models `logits` and `scores`. Labels come with",
             "Triton's classification extension (`class_count`), ranked identically on either.",
         ]
-    if EMBEDDING in output_names(manifest):
+    if EMBEDDING_NAME in output_names(manifest):
         lines += [
             "",
             "Every model also answers `embedding` (TorchScript: `embedding__1`), the clip embedding of each row",

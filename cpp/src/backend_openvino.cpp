@@ -38,7 +38,6 @@ namespace ast::detail {
 namespace {
 
 constexpr const char* kFeatures = "features";  // the split models' boundary tensor
-constexpr const char* kEmbedding = "embedding";  // the clip embedding output (manifest "outputs")
 
 // ov::Exception messages span several lines and start with the OpenVINO source file that threw
 // ("Exception from src/...cpp:123:"); keep what a user can act on, on one line.
@@ -179,7 +178,7 @@ class OpenVINOBackend final : public Backend {
     const ov::element::Type wave_type = port(takes_inputs, inputs_file, waveform_, true).get_element_type();
     lengths_type_ = port(takes_inputs, inputs_file, lengths_, true).get_element_type();
     port(model_, halves ? halves->second : file_, output_, false);
-    if (embedding_dim_ > 0) port(model_, halves ? halves->second : file_, kEmbedding, false);
+    if (embedding_dim_ > 0) port(model_, halves ? halves->second : file_, kEmbeddingOutput, false);
     if (takes_inputs->inputs().size() != 2)
       throw BackendError(inputs_file + ": IR has " + std::to_string(takes_inputs->inputs().size()) +
                          " inputs, expected 2");
@@ -229,7 +228,7 @@ class OpenVINOBackend final : public Backend {
                            std::to_string(num_labels_) + "] f32");
       }
       if (embedding != nullptr) {  // by name, like the logits; copied out (the request reuses its buffers)
-        const ov::Tensor emb = c.request.get_tensor(kEmbedding);
+        const ov::Tensor emb = c.request.get_tensor(kEmbeddingOutput);
         if (emb.get_shape() != ov::Shape{batch, embedding_dim_} || emb.get_element_type() != ov::element::f32)
           throw BackendError(file_ + ": IR returned an embedding of shape " + emb.get_shape().to_string() +
                              ", expected [" + std::to_string(batch) + ", " + std::to_string(embedding_dim_) + "] f32");

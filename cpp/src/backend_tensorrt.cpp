@@ -136,13 +136,13 @@ class TensorRTBackend final : public Backend {
     expect(lengths_, nvinfer1::TensorIOMode::kINPUT);
     expect(output_, nvinfer1::TensorIOMode::kOUTPUT);
     const int io_tensors = embedding_dim_ > 0 ? 4 : 3;
-    if (embedding_dim_ > 0) expect(kEmbedding, nvinfer1::TensorIOMode::kOUTPUT);
+    if (embedding_dim_ > 0) expect(kEmbeddingOutput, nvinfer1::TensorIOMode::kOUTPUT);
     if (engine_->getNbIOTensors() != io_tensors)
       throw BackendError(file_ + ": engine has " + std::to_string(engine_->getNbIOTensors()) + " I/O tensors, expected " +
                          std::to_string(io_tensors));
     require_type(waveform_, {nvinfer1::DataType::kFLOAT});
     require_type(output_, {nvinfer1::DataType::kFLOAT});
-    if (embedding_dim_ > 0) require_type(kEmbedding, {nvinfer1::DataType::kFLOAT});
+    if (embedding_dim_ > 0) require_type(kEmbeddingOutput, {nvinfer1::DataType::kFLOAT});
     require_type(lengths_, {nvinfer1::DataType::kINT64, nvinfer1::DataType::kINT32});
     lengths_int32_ = engine_->getTensorDataType(lengths_.c_str()) == nvinfer1::DataType::kINT32;
 
@@ -197,7 +197,7 @@ class TensorRTBackend final : public Backend {
     if (!context_->setTensorAddress(waveform_.c_str(), d_waveform_.get()) ||
         !context_->setTensorAddress(lengths_.c_str(), d_lengths_.get()) ||
         !context_->setTensorAddress(output_.c_str(), d_logits_.get()) ||
-        (embedding_dim_ > 0 && !context_->setTensorAddress(kEmbedding, d_embedding_.get())))
+        (embedding_dim_ > 0 && !context_->setTensorAddress(kEmbeddingOutput, d_embedding_.get())))
       throw BackendError(file_ + ": TensorRT refused a tensor address: " + logger_.last_error);
     if (!context_->enqueueV3(stream_.get())) throw BackendError(file_ + ": TensorRT enqueueV3 failed: " + logger_.last_error);
 
@@ -229,7 +229,6 @@ class TensorRTBackend final : public Backend {
                          ", which this runtime does not feed");
   }
 
-  static constexpr const char* kEmbedding = "embedding";
   std::string file_, waveform_, lengths_, output_;
   std::size_t num_samples_, num_labels_, embedding_dim_;  // embedding_dim_: 0 for an engine without one
   int device_;

@@ -135,7 +135,7 @@ void read_outputs(const json& root, const Reader& r, Manifest& m) {
   if (m.outputs.front() != m.output_name)
     r.fail("outputs start with '" + m.outputs.front() + "', not '" + m.output_name + "'");
   for (const std::string& name : m.outputs)
-    if (name == "embedding") m.embedding_dim = static_cast<std::size_t>(r.integer("embedding.dim", 1));
+    if (name == kEmbeddingOutput) m.embedding_dim = static_cast<std::size_t>(r.integer("embedding.dim", 1));
 }
 
 std::string join(const std::vector<std::string>& items, const char* sep) {

@@ -9,6 +9,10 @@
 
 namespace ast::detail {
 
+// The clip embedding's output name in every graph exported since embeddings (manifest "outputs"; the
+// logits' name is read from the manifest's input.output).
+inline constexpr const char* kEmbeddingOutput = "embedding";
+
 struct ArtifactFile {
   std::string file;      // relative to the artifact directory
   std::string sha256;    // lowercase hex

@@ -40,14 +40,14 @@ inline std::vector<at::Tensor> graph_inputs(const float* waveform, const std::in
 }
 
 // A graph output (`what`: "logits", "embedding") as batch x columns floats on the host, after checking its shape.
-inline std::vector<float> host_logits(const at::Tensor& logits, std::size_t batch, std::size_t labels,
-                                      const std::string& where, const char* what = "logits") {
-  if (logits.dim() != 2 || logits.size(0) != static_cast<std::int64_t>(batch) ||
-      logits.size(1) != static_cast<std::int64_t>(labels)) {
-    throw BackendError(where + ": graph returned " + what + " of shape " + c10::str(logits.sizes()) + ", expected [" +
-                       std::to_string(batch) + ", " + std::to_string(labels) + "]");
+inline std::vector<float> host_output(const at::Tensor& output, std::size_t batch, std::size_t columns,
+                                      const std::string& where, const char* what) {
+  if (output.dim() != 2 || output.size(0) != static_cast<std::int64_t>(batch) ||
+      output.size(1) != static_cast<std::int64_t>(columns)) {
+    throw BackendError(where + ": graph returned " + what + " of shape " + c10::str(output.sizes()) + ", expected [" +
+                       std::to_string(batch) + ", " + std::to_string(columns) + "]");
   }
-  const at::Tensor host = logits.to(at::kCPU, at::kFloat).contiguous();
+  const at::Tensor host = output.to(at::kCPU, at::kFloat).contiguous();
   const float* p = host.data_ptr<float>();
   return std::vector<float>(p, p + host.numel());
 }
@@ -61,9 +61,9 @@ inline std::vector<float> host_outputs(const std::vector<at::Tensor>& outputs, s
   if (outputs.empty()) throw BackendError(where + ": graph returned no outputs");
   if (embedding != nullptr) {
     if (outputs.size() < 2) throw BackendError(where + ": graph returned no embedding output");
-    *embedding = host_logits(outputs[1], batch, embedding_dim, where, "embedding");
+    *embedding = host_output(outputs[1], batch, embedding_dim, where, kEmbeddingOutput);
   }
-  return host_logits(outputs[0], batch, labels, where);
+  return host_output(outputs[0], batch, labels, where, "logits");
 }
 
 // c10::Error::what() carries a C++ backtrace; the message alone is what a user needs.
